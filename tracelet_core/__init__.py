@@ -1,0 +1,58 @@
+"""Tracelet core: framework-free experiment tracking to MLflow, W&B, ClearML and Aim.
+
+Importing this package loads neither Lightning, torch nor any tracker SDK.
+
+Example:
+    >>> import tracelet_core, tempfile
+    >>> with tracelet_core.start_logging("demo", backends=[], journal_dir=tempfile.mkdtemp(),
+    ...                                  system_metrics=False, git=False, environment=False) as run:
+    ...     run.log_params({"optimizer": {"lr": 0.01}})
+    ...     run.log_metric("loss", 0.5, step=0)
+"""
+
+from tracelet_core._logging import configure_default_logging
+from tracelet_core.api import get_active_run, start_logging, stop_logging
+from tracelet_core.backends import register_backend
+from tracelet_core.backends.base import Backend, Capabilities
+from tracelet_core.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    JournalError,
+    TraceletError,
+    TraceletWarning,
+)
+from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
+from tracelet_core.pipeline.report import BackendReport, DeliveryReport
+from tracelet_core.run import Run
+from tracelet_core.settings import TraceletSettings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactRef",
+    "Backend",
+    "BackendError",
+    "BackendReport",
+    "BackendUnavailableError",
+    "Batch",
+    "Capabilities",
+    "ConfigurationError",
+    "DeliveryReport",
+    "JournalError",
+    "MediaItem",
+    "MetricPoint",
+    "Run",
+    "RunInfo",
+    "RunStatus",
+    "TraceletError",
+    "TraceletSettings",
+    "TraceletWarning",
+    "__version__",
+    "get_active_run",
+    "register_backend",
+    "start_logging",
+    "stop_logging",
+]
+
+configure_default_logging()

@@ -1,0 +1,158 @@
+"""The contract between Tracelet's delivery workers and one tracker.
+
+A backend lives in the delivery process (or thread), never on the training thread. It receives
+batches, not single calls, in the order they were logged:
+
+``open(run, native_id) -> native id``, then any number of ``write(batch)``,
+``log_artifact(artifact)`` and ``log_media(item)``, then ``close(status)``.
+
+Any exception a backend raises is caught by its worker, logged to the run's delivery log and
+retried with backoff; a backend must therefore make re-delivery of the same batch harmless
+(points carry their original timestamp for that purpose). A backend whose SDK is missing raises
+:class:`~tracelet_core.errors.BackendUnavailableError` from :meth:`Backend.check_available`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tracelet_core.errors import BackendUnavailableError, warn_once
+from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus
+
+__all__ = ["Backend", "Capabilities", "staged_copy"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a tracker stores natively; anything else is stored as an artifact or skipped with a note.
+
+    Attributes:
+        media: media kinds stored natively (``"image"``, ``"histogram"``, ``"text"``).
+        artifacts: whether files can be uploaded.
+        epoch_axis: whether the tracker has an epoch axis of its own (else ``epoch`` is a metric).
+        max_key_length: longest metric/param/tag key accepted, or None.
+        max_param_length: longest param value accepted, or None.
+        max_tag_length: longest tag value accepted, or None.
+    """
+
+    media: frozenset[str] = frozenset()
+    artifacts: bool = True
+    epoch_axis: bool = False
+    max_key_length: int | None = None
+    max_param_length: int | None = None
+    max_tag_length: int | None = None
+
+
+class Backend(ABC):
+    """One tracker. Subclasses set ``name``, ``sdk_module``, ``extra`` and ``capabilities``.
+
+    Args:
+        options: this backend's options section of the settings (e.g. ``settings.mlflow``), as a dict.
+
+    Example:
+        >>> from tracelet_core.testing import InMemoryBackend
+        >>> backend = InMemoryBackend({})
+        >>> info = RunInfo("r1", "exp", None, {}, 0.0, "/tmp")
+        >>> backend.open(info, None)
+        'memory-r1'
+        >>> backend.write(Batch(params={"lr": "0.1"}))
+        >>> backend.close("FINISHED")
+        >>> InMemoryBackend.runs["memory-r1"].status
+        'FINISHED'
+    """
+
+    name: ClassVar[str] = ""
+    sdk_module: ClassVar[str | None] = None
+    extra: ClassVar[str | None] = None
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options: dict[str, Any] = dict(options or {})
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise :class:`BackendUnavailableError` naming the install command if the SDK is missing."""
+        if cls.sdk_module and find_spec(cls.sdk_module) is None:
+            extra = cls.extra or cls.name
+            raise BackendUnavailableError(
+                f"The {cls.name} backend needs the {cls.sdk_module!r} package, which is not installed. "
+                f'Install it with: pip install "tracelet-lightning[{extra}]"'
+            )
+
+    @abstractmethod
+    def open(self, run: RunInfo, native_id: str | None) -> str:
+        """Create the native run, or re-open ``native_id`` when resuming; return the native id."""
+
+    @abstractmethod
+    def write(self, batch: Batch) -> None:
+        """Record a batch of metrics, params and tags."""
+
+    @abstractmethod
+    def close(self, status: RunStatus) -> None:
+        """Mark the native run as ended with ``status`` and release the SDK's resources."""
+
+    def log_artifact(self, artifact: ArtifactRef) -> None:
+        """Upload a file. The default says once that this tracker takes no files."""
+        warn_once(
+            f"no-artifacts:{self.name}",
+            f"The {self.name} backend does not store files; {artifact.name!r} and later files are "
+            "kept only in the local run directory.",
+        )
+
+    def log_media(self, item: MediaItem) -> None:
+        """Record an image, histogram or text. The default stores it as an artifact and says so once."""
+        warn_once(
+            f"media-as-artifact:{self.name}:{item.kind}",
+            f"The {self.name} backend has no native {item.kind} support; Tracelet stores them as files "
+            f"under tracelet/media/.",
+        )
+        step = "none" if item.step is None else f"{item.step:09d}"
+        stem = f"tracelet/media/{item.key}/{step}"
+        if item.path is not None:
+            self.log_artifact(ArtifactRef(item.path, stem + Path(item.path).suffix))
+            return
+        with staged_copy(json.dumps(item.data, default=str).encode(), Path(stem + ".json").name) as path:
+            self.log_artifact(ArtifactRef(str(path), stem + ".json"))
+
+    def location(self) -> str | None:
+        """Where the run can be found (a URI, path or URL), for the summary a user reads. None if unknown."""
+        return None
+
+
+class staged_copy:
+    """A temporary file named ``filename`` holding ``content`` (bytes) or a copy of the file ``content``.
+
+    Trackers name uploaded files after the local file, so renaming an artifact means copying it.
+
+    Example:
+        >>> with staged_copy(b"x", "a.txt") as p:
+        ...     p.name, p.read_bytes()
+        ('a.txt', b'x')
+    """
+
+    def __init__(self, content: bytes | str | os.PathLike[str], filename: str) -> None:
+        self._content = content
+        self._filename = filename
+        self._dir: str | None = None
+
+    def __enter__(self) -> Path:
+        self._dir = tempfile.mkdtemp(prefix="tracelet-stage-")
+        target = Path(self._dir) / self._filename
+        if isinstance(self._content, bytes):
+            target.write_bytes(self._content)
+        else:
+            shutil.copyfile(self._content, target)
+        return target
+
+    def __exit__(self, *exc: object) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)

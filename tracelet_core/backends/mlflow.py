@@ -1,0 +1,192 @@
+"""MLflow backend: experiments by name, ``log_batch`` in MLflow's chunk limits, artifacts, images.
+
+The store is MLflow's own choice unless told otherwise: ``TRACELET_MLFLOW__TRACKING_URI``, else
+``MLFLOW_TRACKING_URI``, else MLflow's default (MLflow 3: ``sqlite:///mlflow.db`` in the working
+directory). Points carry the time they were logged, so re-sending a batch after a failure is
+harmless: MLflow drops a point identical in key, step, timestamp and value.
+
+What MLflow cannot take is sanitised once, with a warning: key characters outside
+``[/\\w.\\- :]`` become ``_``; param values over 6000 and tag values over 8000 characters are
+truncated with a marker; a param logged again with another value (MLflow params are immutable)
+keeps its first value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tracelet_core.backends.base import Backend, Capabilities, staged_copy
+from tracelet_core.errors import warn_once
+from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus
+from tracelet_core.normalize import KeySanitizer, truncate
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+__all__ = ["MlflowBackend"]
+
+# MLflow's limits (mlflow/utils/validation.py): one log_batch takes at most 1000 metrics,
+# 100 params, 100 tags and 1000 entities in all.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 8000
+MAX_KEY_LENGTH = 250
+_INVALID_KEY = re.compile(r"[^/\w.\- :]")
+_INVALID_MEDIA_KEY = re.compile(r"[^a-zA-Z0-9_\-./ ]")
+_T = TypeVar("_T")
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _path_safe(key: str) -> str:
+    """MLflow also rejects names that change under path normalisation (``a//b``, ``/a``, ``..``)."""
+    parts = [part if part not in (".", "..") else part.replace(".", "_") for part in key.split("/") if part]
+    return "/".join(parts) or "_"
+
+
+class MlflowBackend(Backend):
+    """Sends a run to an MLflow tracking store (SQLite, a server, Databricks...)."""
+
+    name = "mlflow"
+    sdk_module = "mlflow"
+    extra = "mlflow"
+    capabilities = Capabilities(
+        media=frozenset({"image", "text"}),
+        artifacts=True,
+        epoch_axis=False,
+        max_key_length=MAX_KEY_LENGTH,
+        max_param_length=MAX_PARAM_LENGTH,
+        max_tag_length=MAX_TAG_LENGTH,
+    )
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self._client: MlflowClient | None = None
+        self._run_id = ""
+        self._params: dict[str, str] = {}
+        self._keys = KeySanitizer(self.name, _INVALID_KEY, MAX_KEY_LENGTH)
+
+    def open(self, run: RunInfo, native_id: str | None) -> str:
+        # Tracelet retries failed calls itself; MLflow's own retries (7 by default, minutes of
+        # backoff) would only hold the worker. A user's explicit setting wins.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.options.get("http_timeout") or 30)))
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.options.get("tracking_uri"))
+        if native_id:
+            existing = client.get_run(native_id)
+            self._params = dict(existing.data.params)
+            client.update_run(native_id, status="RUNNING")
+            self._run_id = native_id
+        else:
+            experiment = client.get_experiment_by_name(run.experiment)
+            experiment_id = (
+                experiment.experiment_id
+                if experiment is not None
+                else client.create_experiment(run.experiment, artifact_location=self.options.get("artifact_location"))
+            )
+            tags = {self._keys(k): truncate(v, MAX_TAG_LENGTH) for k, v in run.tags.items()}
+            tags["tracelet.run_id"] = run.run_id
+            created = client.create_run(
+                experiment_id, start_time=int(run.start_time * 1000), tags=tags, run_name=run.run_name
+            )
+            self._run_id = created.info.run_id
+        self._client = client
+        return self._run_id
+
+    def write(self, batch: Batch) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        client = self._require_client()
+        metrics = [
+            Metric(_path_safe(self._keys(p.key)), p.value, int(p.timestamp * 1000), p.step or 0) for p in batch.metrics
+        ]
+        params = [Param(key, value) for key, value in self._new_params(batch.params).items()]
+        tags = [
+            RunTag(_path_safe(self._keys(key)), self._limit(key, value, MAX_TAG_LENGTH, "tag"))
+            for key, value in batch.tags.items()
+        ]
+        for metric_chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+            client.log_batch(self._run_id, metrics=list(metric_chunk), synchronous=True)
+        for param_chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
+            client.log_batch(self._run_id, params=list(param_chunk), synchronous=True)
+        for tag_chunk in _chunks(tags, MAX_PARAMS_TAGS_PER_BATCH):
+            client.log_batch(self._run_id, tags=list(tag_chunk), synchronous=True)
+        self._params.update({p.key: p.value for p in params})
+
+    def log_artifact(self, artifact: ArtifactRef) -> None:
+        client = self._require_client()
+        name = PurePosixPath(artifact.name)
+        directory = str(name.parent) if str(name.parent) != "." else None
+        with staged_copy(artifact.path, name.name) as staged:
+            client.log_artifact(self._run_id, str(staged), artifact_path=directory)
+        if artifact.metadata:
+            tags = {f"tracelet.artifact.{artifact.name}.{k}": str(v) for k, v in artifact.metadata.items()}
+            self.write(Batch(tags=tags))
+
+    def log_media(self, item: MediaItem) -> None:
+        client = self._require_client()
+        if item.kind == "image" and item.path is not None:
+            from PIL import Image
+
+            key = _path_safe(_INVALID_MEDIA_KEY.sub("_", item.key))
+            with Image.open(item.path) as image:
+                image.load()
+                client.log_image(
+                    self._run_id, image, key=key, step=item.step or 0, timestamp=int(item.timestamp * 1000)
+                )
+        elif item.kind == "text":
+            step = "" if item.step is None else f"-step{item.step:09d}"
+            client.log_text(self._run_id, str(item.data.get("text", "")), f"tracelet/text/{item.key}{step}.txt")
+        else:
+            super().log_media(item)
+
+    def close(self, status: RunStatus) -> None:
+        client = self._require_client()
+        client.set_terminated(self._run_id, status=status)
+        self._client = None
+
+    def location(self) -> str | None:
+        if self._client is None:
+            return None
+        uri = str(self._client.tracking_uri)
+        return uri
+
+    def _require_client(self) -> MlflowClient:
+        if self._client is None:
+            raise RuntimeError("MlflowBackend used before open()")
+        return self._client
+
+    def _limit(self, key: str, value: str, limit: int, what: str) -> str:
+        if len(value) > limit:
+            warn_once(
+                f"mlflow-long-{what}:{key}",
+                f"MLflow keeps at most {limit} characters of a {what} value; {key!r} ({len(value)} characters) "
+                "is truncated there (the full value is in tracelet/config.yaml).",
+            )
+        return truncate(value, limit)
+
+    def _new_params(self, params: dict[str, str]) -> dict[str, str]:
+        fresh: dict[str, str] = {}
+        for raw_key, raw_value in params.items():
+            key = _path_safe(self._keys(raw_key))
+            value = self._limit(raw_key, raw_value, MAX_PARAM_LENGTH, "param")
+            previous = self._params.get(key)
+            if previous is None:
+                fresh[key] = value
+            elif previous != value:
+                warn_once(
+                    f"mlflow-param-changed:{key}",
+                    f"MLflow params cannot change; {key!r} keeps {previous!r} (new value {value!r} is in "
+                    "tracelet/config.yaml).",
+                )
+        return fresh

@@ -1,0 +1,73 @@
+"""Tracelet's exception and warning hierarchy.
+
+Every error Tracelet raises on purpose is a :class:`TraceletError`, so a caller can catch them all
+in one place. Messages say what was wrong, the offending value, and what to do.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "JournalError",
+    "TraceletError",
+    "TraceletWarning",
+    "warn_once",
+]
+
+
+class TraceletError(Exception):
+    """Base class of every error Tracelet raises."""
+
+
+class ConfigurationError(TraceletError, ValueError):
+    """A setting has a value Tracelet cannot use; raised at start, never mid-training."""
+
+
+class BackendError(TraceletError):
+    """A tracker backend failed in a way retrying will not fix."""
+
+
+class BackendUnavailableError(BackendError):
+    """A backend's SDK is not installed; the message names the ``pip install`` command."""
+
+
+class JournalError(TraceletError):
+    """The run's journal cannot be opened or has an unexpected layout."""
+
+
+class TraceletWarning(UserWarning):
+    """Something was sanitised or skipped; training goes on."""
+
+
+_seen: set[str] = set()
+_seen_lock = threading.Lock()
+
+
+def warn_once(key: str, message: str) -> bool:
+    """Emit ``message`` as a :class:`TraceletWarning` the first time ``key`` is seen.
+
+    Warnings are keyed by what went wrong (e.g. ``"nan:train/loss"``), not by where, so a bad value
+    logged every step warns once, not once per step.
+
+    Args:
+        key: identity of the problem.
+        message: what the user reads.
+
+    Returns:
+        True when the warning was emitted now, False when it had been emitted before.
+
+    Example:
+        >>> warn_once("doc-example", "shown once")  # doctest: +SKIP
+        True
+    """
+    with _seen_lock:
+        if key in _seen:
+            return False
+        _seen.add(key)
+    warnings.warn(message, TraceletWarning, stacklevel=3)
+    return True

@@ -1,0 +1,264 @@
+"""The run's journal: one SQLite file that is the source of truth for everything a run logged.
+
+The training process appends events (one transaction per flush interval); the delivery process
+reads them in order and writes back, per backend, the last sequence number the tracker accepted.
+SQLite in WAL mode lets the two do this concurrently; a killed trainer loses at most the events
+of one flush interval, and a killed delivery process resumes from its acknowledgements.
+
+Each thread opens its own :class:`Journal`: SQLite connections are not shared between threads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracelet_core.errors import JournalError
+
+__all__ = ["JOURNAL_FILENAME", "DeliveryState", "EventRow", "Journal", "JournalEvent"]
+
+JOURNAL_FILENAME = "journal.sqlite"
+SCHEMA_VERSION = "1"
+
+# (kind, key, num, text, step, ts): the row layout of the events table, without seq.
+EventRow = tuple[str, str | None, float | None, str | None, int | None, float]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key TEXT,
+    num REAL,
+    text TEXT,
+    step INTEGER,
+    ts REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    backend TEXT PRIMARY KEY,
+    acked_seq INTEGER NOT NULL DEFAULT 0,
+    native_id TEXT,
+    location TEXT,
+    state TEXT NOT NULL DEFAULT 'pending',
+    error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    updated REAL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEvent:
+    """One journaled event; see :mod:`tracelet_core.pipeline.queue` for what each kind carries."""
+
+    seq: int
+    kind: str
+    key: str | None
+    num: float | None
+    text: str | None
+    step: int | None
+    ts: float
+
+    @property
+    def value(self) -> float:
+        """The metric value; non-finite values are stored as text because SQLite turns NaN into NULL."""
+        if self.num is not None:
+            return self.num
+        return float(self.text or "nan")
+
+    def payload(self) -> Any:
+        """The JSON payload of start, artifact and media events."""
+        return json.loads(self.text or "null")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """How far one backend has got with this run.
+
+    ``state`` is one of: pending (not opened yet), open, retrying, closed, gave_up, unavailable.
+    """
+
+    backend: str
+    acked_seq: int
+    native_id: str | None
+    location: str | None
+    state: str
+    error: str | None
+    failures: int
+
+
+def metric_columns(value: float) -> tuple[float | None, str | None]:
+    """Split a float into the (num, text) columns: finite values in num, NaN/inf as text."""
+    if math.isfinite(value):
+        return value, None
+    return None, repr(value)
+
+
+class Journal:
+    """A connection to one run's journal file.
+
+    Args:
+        path: the journal file.
+        create: create the file and schema if missing (only the run's owner does this).
+
+    Raises:
+        JournalError: the file does not exist (and ``create`` is False) or is not a Tracelet journal.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "journal.sqlite"
+        >>> j = Journal(path, create=True)
+        >>> j.append([("metric", "loss", 0.5, None, 1, 0.0)])
+        1
+        >>> [e.value for e in j.read(after=0)]
+        [0.5]
+        >>> j.close()
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise JournalError(f"No Tracelet journal at {self.path}")
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process (what we guard against); FULL only adds
+            # power-loss durability at a large cost per transaction.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            if create:
+                self._db.executescript(_SCHEMA)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"Cannot open the Tracelet journal {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def append(self, rows: Iterable[EventRow]) -> int:
+        """Append rows in one transaction and return the last sequence number written (0 if none)."""
+        with self._transaction() as db:
+            db.executemany("INSERT INTO events(kind, key, num, text, step, ts) VALUES (?,?,?,?,?,?)", rows)
+            row = db.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def read(self, after: int, limit: int = 10_000) -> list[JournalEvent]:
+        """Events with ``seq > after``, in order, at most ``limit`` of them."""
+        cursor = self._db.execute(
+            "SELECT seq, kind, key, num, text, step, ts FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [JournalEvent(*row) for row in cursor.fetchall()]
+
+    def last_seq(self) -> int:
+        """The sequence number of the last event (0 for an empty journal)."""
+        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+    def count(self, kind: str | None = None, after: int = 0) -> int:
+        """How many events (of ``kind``, if given) come after ``after``."""
+        query = "SELECT COUNT(*) FROM events WHERE seq > ? AND (? IS NULL OR kind = ?)"
+        return int(self._db.execute(query, (after, kind, kind)).fetchone()[0])
+
+    def last_event(self, kind: str, before: int | None = None) -> JournalEvent | None:
+        """The most recent event of ``kind`` (e.g. the last ``finish``), or None.
+
+        With ``before``, only events with a smaller sequence number are considered.
+        """
+        row = self._db.execute(
+            "SELECT seq, kind, key, num, text, step, ts FROM events WHERE kind = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (kind, before if before is not None else 2**62),
+        ).fetchone()
+        return JournalEvent(*row) if row else None
+
+    # -- metadata -------------------------------------------------------------------------------
+
+    def set_meta(self, **values: Any) -> None:
+        """Store JSON-serialisable run metadata (run id, experiment, backends, trainer pid...)."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(key, json.dumps(value)) for key, value in values.items()],
+            )
+
+    def meta(self) -> dict[str, Any]:
+        """All run metadata."""
+        rows = self._db.execute("SELECT key, value FROM meta").fetchall()
+        result: dict[str, Any] = {}
+        for key, value in rows:
+            try:
+                result[key] = json.loads(value)
+            except json.JSONDecodeError:
+                result[key] = value
+        return result
+
+    # -- deliveries -----------------------------------------------------------------------------
+
+    def register_backends(self, names: Iterable[str]) -> None:
+        """Make sure every backend has a delivery row (a backend added on resume starts from 0)."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO deliveries(backend, updated) VALUES (?, ?)",
+                [(name, time.time()) for name in names],
+            )
+
+    def update_delivery(self, backend: str, **fields: Any) -> None:
+        """Update one backend's delivery row (acked_seq, native_id, location, state, error, failures)."""
+        allowed = {"acked_seq", "native_id", "location", "state", "error", "failures"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown delivery fields: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO deliveries(backend, updated) VALUES (?, ?)", (backend, time.time()))
+            db.execute(
+                f"UPDATE deliveries SET {assignments}, updated = ? WHERE backend = ?",
+                (*fields.values(), time.time(), backend),
+            )
+
+    def deliveries(self) -> dict[str, DeliveryState]:
+        """Every backend's delivery state, by backend name."""
+        rows = self._db.execute(
+            "SELECT backend, acked_seq, native_id, location, state, error, failures FROM deliveries"
+        ).fetchall()
+        return {row[0]: DeliveryState(*row) for row in rows}
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the write lock up front so two writers queue, not deadlock."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def iter_journals(journal_dir: str | Path) -> Iterator[Path]:
+    """Every journal file under ``journal_dir`` (``<dir>/<experiment>/<run id>/journal.sqlite``)."""
+    yield from sorted(Path(journal_dir).glob(f"*/*/{JOURNAL_FILENAME}"))

@@ -1,0 +1,383 @@
+"""``Run``: the experiment handle users and integrations write to.
+
+Every ``log_*`` call appends one tuple to an in-memory queue and returns; a writer thread moves
+the queue into the run's journal, and the delivery process sends the journal to the trackers.
+See ARCHITECTURE.md ("Data flow") for the whole picture.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psutil
+
+from tracelet_core.backends import load_backend_class
+from tracelet_core.errors import BackendUnavailableError, warn_once
+from tracelet_core.events import TERMINAL_STATUSES, RunStatus
+from tracelet_core.normalize import flatten_params, to_plain
+from tracelet_core.pipeline.delivery import DeliveryService, delivery_lock
+from tracelet_core.pipeline.journal import JOURNAL_FILENAME, Journal
+from tracelet_core.pipeline.queue import EventQueue, JournalWriter
+from tracelet_core.pipeline.report import DeliveryReport, read_report
+from tracelet_core.pipeline.sidecar import launch_sidecar
+from tracelet_core.settings import TraceletSettings
+
+__all__ = ["Run", "run_directory"]
+
+log = logging.getLogger("tracelet")
+_UNSAFE_PATH = re.compile(r"[^\w.-]+")
+_ACK_POLL = 0.05
+
+
+def run_directory(settings: TraceletSettings, run_id: str) -> Path:
+    """The local directory of a run: ``<journal_dir>/<experiment>/<run id>``, or where that run already is."""
+    root = Path(settings.journal_dir).resolve()
+    existing = next(root.glob(f"*/{run_id}/{JOURNAL_FILENAME}"), None)
+    if existing is not None:
+        return existing.parent
+    return root / (_UNSAFE_PATH.sub("_", settings.experiment).strip("._") or "default") / run_id
+
+
+class Run:
+    """One tracked run. Create it with :func:`tracelet_core.start_logging`, not directly.
+
+    Args:
+        settings: the run's settings.
+        run_id: an existing run's id to resume (its journal must be under ``settings.journal_dir``),
+            or a new id to use; default: a new random id.
+
+    Example:
+        >>> import tracelet_core, tempfile
+        >>> with tracelet_core.start_logging(backends=[], journal_dir=tempfile.mkdtemp(),
+        ...                                  system_metrics=False, git=False, environment=False) as run:
+        ...     run.log_metric("loss", 0.5, step=1)
+        >>> run.status
+        'FINISHED'
+    """
+
+    def __init__(self, settings: TraceletSettings, run_id: str | None = None) -> None:
+        self.settings = settings
+        self.id = run_id or uuid.uuid4().hex
+        self.experiment = settings.experiment
+        self.name = settings.run_name
+        self.run_dir = run_directory(settings, self.id)
+        self.journal_path = self.run_dir / JOURNAL_FILENAME
+        self.resumed = self.journal_path.exists()
+        self.status: str = "RUNNING"
+        self._queue: EventQueue | None = None
+        self._writer: JournalWriter | None = None
+        self._service: DeliveryService | None = None
+        self._lock: delivery_lock | None = None
+        self._collectors: Any = None
+        self._config: dict[str, Any] = {}
+        self._report: DeliveryReport | None = None
+        self._finish_lock = threading.Lock()
+        self.backends: list[str] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Run:
+        """Open the journal, start the writer, the delivery and the collectors. Called by ``start_logging``."""
+        if not self.settings.enabled:
+            self.status = "DISABLED"
+            return self
+        self.backends = self._usable_backends()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        with Journal(self.journal_path, create=True) as journal:
+            journal.set_meta(
+                run_id=self.id,
+                experiment=self.experiment,
+                run_name=self.name,
+                backends=sorted(set(journal.meta().get("backends", [])) | set(self.backends)),
+                backend_options={name: self.settings.backend_options(name) for name in self.backends},
+                trainer_pid=os.getpid(),
+                trainer_create_time=psutil.Process().create_time(),
+                give_up_after=self.settings.give_up_after,
+                max_retry_backoff=self.settings.max_retry_backoff,
+                status="RUNNING",
+                **({} if self.resumed else {"created": now}),
+            )
+            journal.register_backends(self.backends)
+            # Journaled before delivery starts, so a delivery worker never mistakes the previous
+            # session's end for the end of this one.
+            journal.append([("start", None, None, json.dumps(self._start_payload(now)), None, now)])
+        self._queue = EventQueue()
+        self._writer = JournalWriter(
+            self._queue, self.journal_path, self.run_dir / "media", self.settings.flush_interval
+        )
+        self._writer.start()
+        if self.settings.tags:
+            self.set_tags(self.settings.tags)
+        self._start_delivery()
+        self._start_collectors()
+        atexit.register(self._finish_at_exit)
+        return self
+
+    def finish(self, status: RunStatus = "FINISHED", timeout: float | None = None) -> DeliveryReport:
+        """End the run: flush, journal the end, and wait (up to ``timeout``) for the trackers.
+
+        Calling it again returns the first call's report.
+
+        Args:
+            status: FINISHED, FAILED or KILLED.
+            timeout: seconds to wait for acknowledgements; default ``settings.finish_timeout``.
+                What is not delivered by then stays in the journal and is delivered later.
+
+        Returns:
+            What each backend received.
+
+        Raises:
+            ValueError: ``status`` is not one of FINISHED, FAILED, KILLED.
+        """
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(TERMINAL_STATUSES)}; got {status!r}")
+        with self._finish_lock:
+            if self._report is not None or self._queue is None or self._writer is None:
+                return self._report or DeliveryReport(self.id, self.status, str(self.journal_path), 0, ())
+            atexit.unregister(self._finish_at_exit)
+            if self._collectors is not None:
+                self._collectors.stop()
+            self._queue.put(("finish", status, time.time()))
+            last_seq = self._writer.stop()
+            self._queue = None
+            self.status = status
+            deadline = time.monotonic() + (self.settings.finish_timeout if timeout is None else timeout)
+            with Journal(self.journal_path) as journal:
+                journal.set_meta(status=status, ended=time.time())
+                while self.backends and time.monotonic() < deadline and not self._delivered(journal, last_seq):
+                    time.sleep(_ACK_POLL)
+                self._report = read_report(journal, self.id, status)
+            if self._service is not None:
+                self._service.give_up()
+                self._service = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            (log.info if self._report.complete else log.warning)("tracelet: %s", self._report.summary())
+            from tracelet_core.api import _clear_active_run
+
+            _clear_active_run(self)
+            return self._report
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.finish("FAILED" if exc_type is not None and not issubclass(exc_type, GeneratorExit) else "FINISHED")
+
+    # -- logging (hot path: enqueue only) -------------------------------------------------------
+
+    def log_metric(self, key: str, value: Any, step: int | None = None, timestamp: float | None = None) -> None:
+        """Record one metric value. ``value`` may be a float, int, bool, numeric string or 1-element tensor."""
+        self.log_metrics({key: value}, step=step, timestamp=timestamp)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, timestamp: float | None = None) -> None:
+        """Record several metric values at one step. Non-numbers are skipped with one warning per key."""
+        queue = self._queue
+        if queue is None:
+            self._closed_warning()
+            return
+        values = dict(metrics)
+        for key, value in values.items():
+            if type(value) is not float and hasattr(value, "detach"):
+                values[key] = value.detach()  # no sync here; converted on the writer thread
+        queue.put(("metrics", values, step, time.time() if timestamp is None else timestamp))
+
+    def log_params(self, params: Mapping[str, Any] | Any) -> None:
+        """Record hyperparameters: flattened with ``/`` as params, and whole as ``tracelet/config.yaml``.
+
+        Accepts a mapping, an ``argparse.Namespace`` or a dataclass, nested to any depth.
+        """
+        queue = self._queue
+        if queue is None:
+            self._closed_warning()
+            return
+        plain = to_plain(params)
+        if not isinstance(plain, dict):
+            raise TypeError(f"log_params needs a mapping, Namespace or dataclass; got {type(params).__name__}")
+        now = time.time()
+        queue.put(("params", flatten_params(plain), now))
+        self._config = _merge(self._config, plain)
+        queue.put(("config", self._config, self.run_dir / "files" / "config.yaml", now))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set run tags (values become strings)."""
+        queue = self._queue
+        if queue is None:
+            self._closed_warning()
+            return
+        queue.put(("tags", {str(k): str(v) for k, v in tags.items()}, time.time()))
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Set one run tag."""
+        self.set_tags({key: value})
+
+    def log_artifact(
+        self, path: str | os.PathLike[str], name: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Upload a file, stored as ``name`` (default: the file's name) in every tracker that takes files.
+
+        The file is hard-linked (or copied later, off the training thread) into the run directory, so it
+        may be changed or deleted right after this call.
+
+        Raises:
+            FileNotFoundError: ``path`` is not an existing file.
+        """
+        queue = self._queue
+        if queue is None:
+            self._closed_warning()
+            return
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"log_artifact needs an existing file; {str(source)!r} is not one")
+        target_name = name or source.name
+        staged = self.run_dir / "files" / uuid.uuid4().hex[:12] / source.name
+        try:
+            staged.parent.mkdir(parents=True)
+            os.link(source, staged)
+            kept = str(staged)
+        except OSError:
+            kept = str(source.resolve())
+        queue.put(("artifact", target_name, kept, dict(metadata or {}), time.time()))
+
+    def log_image(self, key: str, image: Any, step: int | None = None) -> None:
+        """Record an image: a path, PIL image, numpy array / tensor (HW, HWC or CHW) or matplotlib figure."""
+        self._log_media("image", key, image, step)
+
+    def log_histogram(self, key: str, values: Any, step: int | None = None) -> None:
+        """Record the distribution of ``values`` (a sequence, array or tensor) at ``step``."""
+        self._log_media("histogram", key, values, step)
+
+    def log_text(self, key: str, text: str, step: int | None = None) -> None:
+        """Record a piece of text at ``step``."""
+        self._log_media("text", key, text, step)
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def backend_run_ids(self) -> dict[str, str]:
+        """Each backend's native id of this run (``{"mlflow": "<run id>"}``), once the backend has opened it."""
+        if not self.journal_path.exists():
+            return {}
+        with Journal(self.journal_path) as journal:
+            return {name: state.native_id for name, state in journal.deliveries().items() if state.native_id}
+
+    def report(self) -> DeliveryReport:
+        """The delivery state right now (``finish()`` returns the final one)."""
+        if self._report is not None:
+            return self._report
+        with Journal(self.journal_path) as journal:
+            return read_report(journal, self.id, self.status)
+
+    @property
+    def active(self) -> bool:
+        """True between ``start`` and ``finish``."""
+        return self._queue is not None
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, experiment={self.experiment!r}, status={self.status!r}, backends={self.backends})"
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _log_media(self, kind: str, key: str, obj: Any, step: int | None) -> None:
+        queue = self._queue
+        if queue is None:
+            self._closed_warning()
+            return
+        if hasattr(obj, "detach"):
+            obj = obj.detach()
+        queue.put(("media", kind, key, obj, step, time.time()))
+
+    def _closed_warning(self) -> None:
+        if self.status != "DISABLED":
+            warn_once(
+                f"closed:{self.id}",
+                f"Run {self.id} has ended ({self.status}); later values are not recorded.",
+            )
+
+    def _usable_backends(self) -> list[str]:
+        wanted = self.settings.resolved_backends()
+        usable = []
+        for name in wanted:
+            try:
+                load_backend_class(name).check_available()
+            except BackendUnavailableError as exc:
+                warn_once(f"unavailable:{name}", f"{exc} Other backends go on.")
+                continue
+            usable.append(name)
+        if not usable and (wanted or self.settings.backends is None):
+            warn_once(
+                "journal-only",
+                "No tracker is configured or installed; Tracelet keeps the run in its journal under "
+                f"{Path(self.settings.journal_dir).resolve()}. "
+                'Install one with: pip install "tracelet-lightning[mlflow]"',
+            )
+        return usable
+
+    def _start_payload(self, now: float) -> dict[str, Any]:
+        return {
+            "run_id": self.id,
+            "experiment": self.experiment,
+            "run_name": self.name,
+            "tags": dict(self.settings.tags),
+            "start_time": now,
+            "run_dir": str(self.run_dir),
+            "resumed": self.resumed,
+        }
+
+    def _start_delivery(self) -> None:
+        if not self.backends:
+            return
+        if self.settings.delivery == "process":
+            launch_sidecar(self.journal_path)
+            return
+        self._lock = delivery_lock(self.run_dir)
+        self._lock.acquire()
+        self._service = DeliveryService(self.journal_path).start()
+
+    def _start_collectors(self) -> None:
+        try:
+            from tracelet_core.collectors import start_collectors
+
+            self._collectors = start_collectors(self, self.settings)
+        except Exception as exc:  # collectors are extras: their failure must not stop the run
+            warn_once(f"collectors:{type(exc).__name__}", f"Tracelet's collectors did not start: {exc}")
+
+    def _delivered(self, journal: Journal, last_seq: int) -> bool:
+        return all(
+            state.acked_seq >= last_seq or state.state in ("unavailable", "gave_up")
+            for name, state in journal.deliveries().items()
+            if name in self.backends
+        )
+
+    def _finish_at_exit(self) -> None:
+        try:
+            from tracelet_core.api import _uncaught_exception
+
+            self.finish("FAILED" if _uncaught_exception() else "FINISHED")
+        except Exception as exc:  # at interpreter exit there is no one left to raise to
+            log.warning("tracelet: could not finish run %s at exit: %s", self.id, exc)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
