@@ -159,6 +159,7 @@ class Run:
                 while self.backends and time.monotonic() < deadline and not self._delivered(journal, last_seq):
                     time.sleep(_ACK_POLL)
                 self._report = read_report(journal, self.id, status)
+            self._writer.relay_notices()
             if self._service is not None:
                 self._service.give_up()
                 self._service = None

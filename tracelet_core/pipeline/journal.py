@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     failures INTEGER NOT NULL DEFAULT 0,
     updated REAL
 );
+CREATE TABLE IF NOT EXISTS notices (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    message TEXT NOT NULL,
+    ts REAL NOT NULL
+);
 """
 
 
@@ -238,6 +244,17 @@ class Journal:
             "SELECT backend, acked_seq, native_id, location, state, error, failures FROM deliveries"
         ).fetchall()
         return {row[0]: DeliveryState(*row) for row in rows}
+
+    # -- notices --------------------------------------------------------------------------------
+
+    def add_notice(self, key: str, message: str) -> None:
+        """Record a warning raised during delivery (once per key) for the training process to show."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO notices(key, message, ts) VALUES (?, ?, ?)", (key, message, time.time()))
+
+    def notices(self, after: int = 0) -> list[tuple[int, str]]:
+        """``(id, message)`` of the notices recorded after ``after``, oldest first."""
+        return list(self._db.execute("SELECT id, message FROM notices WHERE id > ? ORDER BY id", (after,)))
 
     # -- internals ------------------------------------------------------------------------------
 

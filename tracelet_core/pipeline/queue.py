@@ -32,6 +32,7 @@ __all__ = ["EventQueue", "JournalWriter"]
 
 log = logging.getLogger("tracelet")
 QueueItem = tuple[Any, ...]
+_NOTICE_EVERY = 5  # flushes between two looks at the delivery process's notices
 
 
 class EventQueue:
@@ -106,12 +107,31 @@ class JournalWriter(threading.Thread):
         self._journal: Journal | None = None
         self._lock = threading.Lock()
         self.last_seq = 0
+        self._last_notice = 0
+        self._flushes = 0
 
     def run(self) -> None:
         while not self._stopping.is_set():
             self._queue.wakeup.wait(self._flush_interval)
             self._queue.wakeup.clear()
             self.flush()
+            self._flushes += 1
+            if self._flushes % _NOTICE_EVERY == 0:
+                self.relay_notices()
+
+    def relay_notices(self) -> None:
+        """Show, as warnings here, what the delivery process noted (it has no terminal of its own)."""
+        with self._lock:
+            try:
+                journal = self._journal or Journal(self._journal_path)
+                notices = journal.notices(self._last_notice)
+                if journal is not self._journal:
+                    journal.close()
+            except Exception:  # a locked or missing journal: try again later
+                return
+        for notice_id, message in notices:
+            self._last_notice = notice_id
+            warn_once(f"notice:{message}", message)
 
     def stop(self, timeout: float = 10.0) -> int:
         """Stop the thread after a final flush; return the last sequence number written."""

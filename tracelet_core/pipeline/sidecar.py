@@ -19,10 +19,13 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import psutil
 
+from tracelet_core.errors import TraceletWarning
 from tracelet_core.pipeline.delivery import DeliveryService, delivery_lock
 from tracelet_core.pipeline.journal import Journal
 
@@ -103,6 +106,20 @@ def supervise(journal_path: Path, give_up_after: float | None = None) -> int:
     return 0
 
 
+def _relay_warnings_to(journal_path: Path) -> None:
+    """Send Tracelet's warnings (sanitised keys, truncated values...) to the journal, where the training
+    process picks them up and shows them to the user; this process has no terminal."""
+    show = warnings.showwarning
+
+    def record(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        show(message, category, *args, **kwargs)
+        if issubclass(category, TraceletWarning):
+            with Journal(journal_path) as journal:
+                journal.add_notice(str(message), str(message))
+
+    warnings.showwarning = record
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m tracelet_core.pipeline JOURNAL``."""
     args = sys.argv[1:] if argv is None else argv
@@ -119,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     tracelet_log.handlers.clear()  # the trainer-side console handler; here everything goes to the log file
     tracelet_log.propagate = True
     tracelet_log.setLevel(logging.DEBUG)
+    _relay_warnings_to(journal_path)
     with delivery_lock(journal_path.parent):
         log.info("delivering %s", journal_path)
         code = supervise(journal_path)

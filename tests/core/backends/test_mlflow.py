@@ -1,0 +1,260 @@
+"""The MLflow backend against real stores: SQLite, and `mlflow server` on 127.0.0.1 (stopped and restarted)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+import tracelet_core
+from tracelet_core.backends.mlflow import MlflowBackend
+from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
+from tests.support.mlflow_server import MlflowServer
+
+
+def _info(tmp_path: Path, run_id: str = "r1") -> RunInfo:
+    return RunInfo(run_id, "exp", "my-run", {"team": "vision"}, time.time(), str(tmp_path))
+
+
+def test_backend_writes_what_mlflow_reads_back(mlflow_uri: str, tmp_path: Path) -> None:
+    backend = MlflowBackend({"tracking_uri": mlflow_uri})
+    native = backend.open(_info(tmp_path), None)
+    points = [MetricPoint("train/loss", 1.0 / (s + 1), s, 1000.0 + s) for s in range(2500)]
+    backend.write(Batch(metrics=points, params={f"p{i}": str(i) for i in range(250)}, tags={"stage": "a"}))
+    backend.write(Batch(metrics=points[:10]))  # re-delivery after a failure: no duplicates
+    (tmp_path / "weights.bin").write_bytes(b"\x00" * 10)
+    backend.log_artifact(ArtifactRef(str(tmp_path / "weights.bin"), "models/best.bin", {"score": 0.9}))
+    backend.close("FINISHED")
+
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(native)
+    history = client.get_metric_history(native, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(p.step, p.value) for p in points]
+    assert len(run.data.params) == 250
+    assert run.data.tags["team"] == "vision" and run.data.tags["stage"] == "a"
+    assert run.data.tags["tracelet.run_id"] == "r1"
+    assert run.data.tags["tracelet.artifact.models/best.bin.score"] == "0.9"
+    assert run.info.run_name == "my-run"
+    assert run.info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(native, "models")] == ["models/best.bin"]
+
+
+def test_resume_reopens_the_same_run(mlflow_uri: str, tmp_path: Path) -> None:
+    first = MlflowBackend({"tracking_uri": mlflow_uri})
+    native = first.open(_info(tmp_path), None)
+    first.write(Batch(metrics=[MetricPoint("x", 1.0, 1, 1.0)], params={"lr": "0.1"}))
+    first.close("KILLED")
+    second = MlflowBackend({"tracking_uri": mlflow_uri})
+    assert second.open(_info(tmp_path), native) == native
+    with pytest.warns(tracelet_core.TraceletWarning, match="params cannot change"):
+        second.write(Batch(metrics=[MetricPoint("x", 2.0, 2, 2.0)], params={"lr": "0.2"}))
+    second.close("FINISHED")
+    client = MlflowClient(mlflow_uri)
+    assert [m.step for m in client.get_metric_history(native, "x")] == [1, 2]
+    assert client.get_run(native).data.params["lr"] == "0.1"
+    assert client.get_run(native).info.status == "FINISHED"
+
+
+def test_media(mlflow_uri: str, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    image_path = tmp_path / "img.png"
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(image_path)
+    backend = MlflowBackend({"tracking_uri": mlflow_uri})
+    native = backend.open(_info(tmp_path), None)
+    backend.log_media(MediaItem("image", "samples", 3, 1.0, str(image_path)))
+    backend.log_media(MediaItem("text", "notes", 1, 1.0, None, {"text": "hello"}))
+    with pytest.warns(tracelet_core.TraceletWarning, match="no native histogram"):
+        backend.log_media(MediaItem("histogram", "w", 1, 1.0, None, {"bins": [0, 1], "counts": [3]}))
+    backend.close("FINISHED")
+    client = MlflowClient(mlflow_uri)
+    names = {a.path for a in client.list_artifacts(native, "tracelet/text")}
+    assert names == {"tracelet/text/notes-step000000001.txt"}
+    assert any(a.path == "images" for a in client.list_artifacts(native))
+    assert client.list_artifacts(native, "tracelet/media/w")
+
+
+def test_bad_input_is_sanitised_once_and_nothing_else_is_lost(mlflow_uri: str) -> None:
+    import torch
+
+    with pytest.warns(tracelet_core.TraceletWarning) as caught:
+        run = tracelet_core.start_logging("bad-input", backends=["mlflow"])
+        run.log_params(
+            {
+                "long": "x" * 10_000,
+                "nested": {"deep": {"er": [1, 2]}},
+                "path": Path("/tmp"),
+                "fn": len,
+                "bad key?": 1,
+                "ünïcode key": "ok",
+            }
+        )
+        for step in range(3):
+            run.log_metrics(
+                {
+                    "loss": float("nan") if step == 1 else 0.5,
+                    "inf": float("inf"),
+                    "tensor": torch.tensor(0.25),
+                    "string": "0.75",
+                    "text": "not a number",
+                    "none": None,
+                    "with space": 1.0,
+                    "weird@key#1": 2.0,
+                    "a//b/": 3.0,
+                },
+                step=step,
+            )
+        report = run.finish()
+    assert report.complete
+    messages = [str(w.message) for w in caught]
+    assert sum("'text'" in m for m in messages) == 1
+    assert sum("'none'" in m for m in messages) == 1
+    assert sum("weird@key#1" in m for m in messages) == 1
+    assert any("6000 characters" in m for m in messages)
+
+    client = MlflowClient(mlflow_uri)
+    native = run.backend_run_ids["mlflow"]
+    data = client.get_run(native).data
+    assert [m.step for m in client.get_metric_history(native, "loss")] == [0, 1, 2]
+    assert math.isnan(client.get_metric_history(native, "loss")[1].value)
+    assert client.get_metric_history(native, "inf")[0].value > 1e300
+    assert [m.value for m in client.get_metric_history(native, "tensor")] == [0.25] * 3
+    assert [m.value for m in client.get_metric_history(native, "string")] == [0.75] * 3
+    assert "text" not in data.metrics and "none" not in data.metrics
+    assert {"with space", "weird_key_1", "a/b"} <= set(data.metrics)
+    assert len(data.params["long"]) == 6000 and data.params["long"].endswith("chars]")
+    assert data.params["nested/deep/er"] == "[1, 2]"
+    assert data.params["fn"] == "builtins.len"
+    assert data.params["bad key_"] == "1"
+    assert data.params["ünïcode key"] == "ok"
+    config = Path(client.download_artifacts(native, "tracelet/config.yaml")).read_text()
+    assert "x" * 10_000 in config  # the full value survives in the config artifact
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> MlflowServer:
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_against_a_server_stopped_and_restarted_mid_run(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """The server goes away mid-run and comes back: training never waits, every point arrives once."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, time, tracelet_core
+            run = tracelet_core.start_logging("server-restart", backends=["mlflow"], max_retry_backoff=1.0,
+                                              finish_timeout=90)
+            for step in range(300):
+                run.log_metrics({"a": step, "b": -step}, step=step)
+                if step == 100:
+                    print("half", flush=True)
+                    sys.stdin.readline()  # the test stops the server here, then lets training go on
+                time.sleep(0.01)
+            print("trained", flush=True)
+            report = run.finish()
+            print(report.summary(), flush=True)
+            print("native", run.backend_run_ids["mlflow"], flush=True)
+            """
+        )
+    )
+    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server.url)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdout.readline().strip() == "half"
+    time.sleep(1.0)  # let the first points reach the server
+    mlflow_server.stop()
+    started = time.monotonic()
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "trained"
+    assert time.monotonic() - started < 20  # 200 steps of 10 ms: the outage did not slow training
+    mlflow_server.start()
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, output
+    assert "mlflow" in output and "delivered" in output
+    native = output.split("native", 1)[1].split()[0]
+    client = MlflowClient(mlflow_server.url)
+    for key, sign in (("a", 1), ("b", -1)):
+        history = client.get_metric_history(native, key)
+        assert sorted((m.step, m.value) for m in history) == [(s, float(sign * s)) for s in range(300)]
+    assert client.get_run(native).info.status == "FINISHED"
+    delivery_log = next((tmp_path / ".tracelet").glob("server-restart/*/delivery.log")).read_text()
+    assert "delivery failed" in delivery_log  # the outage was real, and retried
+
+
+def _wait_for_status(client: MlflowClient, experiment: str, status: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exp = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        if runs and runs[0].info.status == status:
+            return str(runs[0].info.run_id)
+        time.sleep(0.5)
+    raise AssertionError(f"no {status} run in {experiment} after {timeout}s")
+
+
+@pytest.mark.slow
+def test_sigkilled_trainer_still_delivers_and_ends_killed(mlflow_uri: str, tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, signal, time, tracelet_core
+            run = tracelet_core.start_logging("killed", backends=["mlflow"])
+            for step in range(500):
+                run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+            time.sleep(1.0)  # several flush intervals: everything is journaled
+            os.kill(os.getpid(), signal.SIGKILL)
+            """
+        )
+    )
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, timeout=120, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL
+    client = MlflowClient(mlflow_uri)
+    native = _wait_for_status(client, "killed", "KILLED")
+    assert [m.step for m in client.get_metric_history(native, "loss")] == list(range(500))
+
+
+@pytest.mark.slow
+def test_delivery_process_gives_up_on_an_unreachable_tracker_after_the_trainer_exits(tmp_path: Path) -> None:
+    """`python train.py | tee log` must end with training; the sidecar stops retrying after give_up_after."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import tracelet_core
+            run = tracelet_core.start_logging("down", backends=["mlflow"], finish_timeout=1, give_up_after=2,
+                                              max_retry_backoff=0.5)
+            run.log_metric("x", 1.0, step=1)
+            print(run.finish().summary())
+            """
+        )
+    )
+    env = dict(os.environ, MLFLOW_TRACKING_URI="http://127.0.0.1:9")  # nothing listens on the discard port
+    started = time.monotonic()
+    proc = subprocess.run(
+        f"{sys.executable} {script} | cat", shell=True, cwd=tmp_path, env=env, timeout=60, capture_output=True, text=True
+    )
+    assert time.monotonic() - started < 30  # the pipe closed when the trainer exited
+    assert "undelivered" in proc.stdout + proc.stderr
+    log = next((tmp_path / ".tracelet").glob("down/*/delivery.log"))
+    deadline = time.monotonic() + 30
+    while "giving up" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "giving up" in log.read_text()

@@ -1,0 +1,390 @@
+"""The Aim backend: one Tracelet run is one ``aim.Run`` in a local (or ``aim://``) repository.
+
+How Tracelet's events land in Aim:
+
+- Metrics: a key ``train/<name>``, ``val/<name>`` or ``test/<name>`` becomes the sequence ``<name>``
+  with context ``{"subset": "train"|"val"|"test"}``, the same grouping Aim's own ``AimLogger``
+  uses, so Aim's UI overlays train and val curves. Every other key keeps its name, with an empty
+  context (``val_acc`` and ``system/cpu_percent`` stay as they are). See :func:`sequence_of`.
+- ``epoch`` is Aim's native epoch axis, not a metric: each point carries the latest epoch value.
+  Lightning appends ``epoch`` after the metrics of the same ``log_metrics`` call, so an ``epoch``
+  point also applies to the points just before it with the same step and timestamp, even when a
+  batch boundary falls between them (those points are tracked again, overwriting their step).
+- Points keep the time they were logged, not the time they were delivered, so Aim's time axis is
+  right although delivery comes in batches (this uses Aim's internal tracker; see ``_send``).
+- Re-delivery is harmless: a point with a step overwrites that step; a point without one (system
+  metrics) takes Aim's next step and is skipped when it is not newer than the sequence's last one.
+- Params become the nested dict ``run["hparams"]`` (``optimizer/lr`` -> ``{"optimizer": {"lr": ..}}``)
+  with ints, floats and bools restored from their strings, so Aim's param queries compare numbers.
+- Tags are Aim tags ``"key:value"`` (``"key"`` when the value is empty); all tags, the Tracelet run
+  id, the epoch, checkpoint metadata and the final status are also kept under ``run["tracelet"]``.
+- Files go to ``options["artifacts_uri"]``, by default ``file://<repo>/aim-artifacts/<run hash>/``.
+- Aim has no run status: a FAILED or KILLED run gets the tag ``tracelet.status:<STATUS>``; a
+  FINISHED one is reported to Aim as successfully finished.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tracelet_core.backends.base import Backend, Capabilities
+from tracelet_core.errors import BackendError, warn_once
+from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
+from tracelet_core.normalize import KeySanitizer, to_plain
+
+__all__ = ["AimBackend", "param_value", "sequence_of", "unflatten_params"]
+
+SUBSETS = ("train", "val", "test")
+EPOCH_KEY = "epoch"
+MAX_BINS = 512  # Aim's documented limit for one Distribution
+STATUS_TAG = "tracelet.status"
+# Aim stores any name, but an empty one breaks reading the run back, and control characters
+# cannot be typed into Aim's query box.
+_INVALID_NAME = re.compile(r"[\x00-\x1f\x7f]")
+_INT = re.compile(r"[-+]?[0-9]+")
+_FLOAT = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?")
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]")  # "007" is an identifier, not a number
+_INT64 = 2**63  # Aim's tree stores ints as C longs
+
+
+def sequence_of(key: str) -> tuple[str, dict[str, str]]:
+    """The Aim sequence name and context for a Tracelet metric or media key.
+
+    Example:
+        >>> sequence_of("train/loss"), sequence_of("val/top/1"), sequence_of("val_acc")
+        (('loss', {'subset': 'train'}), ('top/1', {'subset': 'val'}), ('val_acc', {}))
+    """
+    head, sep, rest = key.partition("/")
+    if sep and rest and head in SUBSETS:
+        return rest, {"subset": head}
+    return key, {}
+
+
+def param_value(text: str) -> Any:
+    """A param value from its journal string: plain int, float and bool literals become numbers.
+
+    Anything else (lists, ``None``, ``nan``, ints beyond 64 bits, ``007``) stays a string, and
+    ``{}`` (an empty mapping) becomes an empty dict.
+
+    Example:
+        >>> [param_value(s) for s in ["3", "-0.5", "1e-3", "True", "adam", "007", "[1, 2]", "{}"]]
+        [3, -0.5, 0.001, True, 'adam', '007', '[1, 2]', {}]
+    """
+    if text in ("True", "False"):
+        return text == "True"
+    if _LEADING_ZERO.match(text):
+        return text
+    if _INT.fullmatch(text):
+        number = int(text)
+        return number if -_INT64 <= number < _INT64 else text
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return {} if text == "{}" else text
+
+
+def unflatten_params(flat: Mapping[str, str], into: dict[str, Any], sep: str = "/") -> dict[str, Any]:
+    """Merge ``/``-flattened params into the nested dict ``into``; a later value wins over an earlier one.
+
+    Example:
+        >>> unflatten_params({"optimizer/lr": "0.1", "optimizer/name": "adam", "epochs": "3"}, {})
+        {'optimizer': {'lr': 0.1, 'name': 'adam'}, 'epochs': 3}
+    """
+    for key, text in flat.items():
+        parts = [part or "_" for part in key.split(sep)]
+        node = into
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = param_value(text)
+    return into
+
+
+def _tag_label(key: str, value: str) -> str:
+    return f"{key}:{value}" if value else key
+
+
+class AimBackend(Backend):
+    """Delivers a Tracelet run to Aim (``pip install "tracelet-lightning[aim]"``).
+
+    Args:
+        options: ``settings.aim`` as a dict: ``repo`` (path or ``aim://host:port``; None: Aim's
+            default, the nearest ``.aim`` above the working directory, else a new one in it) and
+            ``artifacts_uri`` (where files are copied; see the module docstring).
+
+    Example:
+        >>> backend = AimBackend({"repo": "/tmp/aim-demo"})
+        >>> run_hash = backend.open(RunInfo("r1", "digits", None, {}, 0.0, "/tmp"), None)  # doctest: +SKIP
+        >>> backend.write(Batch(metrics=[MetricPoint("train/loss", 0.5, 1, 0.0)]))  # doctest: +SKIP
+        >>> backend.close("FINISHED")  # doctest: +SKIP
+    """
+
+    name = "aim"
+    sdk_module = "aim"
+    extra = "aim"
+    capabilities = Capabilities(media=frozenset({"image", "histogram", "text"}), epoch_axis=True)
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self._run: Any = None  # aim.Run
+        self._keeps_time = False
+        self._resumed = False
+        self._epoch: int | None = None
+        self._tail: list[MetricPoint] = []
+        self._hparams: dict[str, Any] = {}
+        self._tags: dict[str, str] = {}
+        self._last_auto_time: dict[tuple[str, str, str | None], float] = {}
+        self._names = KeySanitizer(self.name, _INVALID_NAME)
+
+    def open(self, run: RunInfo, native_id: str | None) -> str:
+        """Create the Aim run, or re-open the run whose hash is ``native_id``; return its hash.
+
+        Raises:
+            BackendError: ``native_id`` is not in the repository.
+        """
+        if self._run is not None and native_id not in (None, self._run.hash):
+            self._release()
+        if self._run is None:  # else a retried open: keep the run the failed attempt created
+            self._start(run, native_id)
+        aim_run = self._run
+        if run.run_name:
+            aim_run.name = run.run_name
+        aim_run["tracelet", "run_id"] = run.run_id
+        self._write_tags(run.tags)
+        return str(aim_run.hash)
+
+    def _start(self, run: RunInfo, native_id: str | None) -> None:
+        import aim
+        from aim.sdk.errors import MissingRunError
+
+        repo = self.options.get("repo") or None
+        try:
+            aim_run = aim.Run(
+                native_id,
+                repo=repo,
+                experiment=run.experiment,
+                system_tracking_interval=None,  # Tracelet's collectors measure the system
+                log_system_params=False,  # would record every env var, and needs pkg_resources
+                capture_terminal_logs=False,
+            )
+        except MissingRunError as exc:
+            raise BackendError(
+                f"Aim run {native_id!r} is not in the Aim repository {repo or '(default)'!r}: it was "
+                "deleted, or the repository moved. Point TRACELET_AIM__REPO at the repository that "
+                "holds it."
+            ) from exc
+        self._run, self._resumed = aim_run, native_id is not None
+        stored = aim_run.get("tracelet") or {}
+        self._tags = dict(stored.get("tags") or {})
+        self._epoch = stored.get("epoch")
+        self._tail = []
+        self._hparams = aim_run.get("hparams") or {}
+        self._last_auto_time.clear()
+        self._set_artifacts_uri(aim_run)
+        tracker_track = getattr(getattr(aim_run, "_tracker", None), "_track", None)
+        self._keeps_time = tracker_track is not None and "track_time" in inspect.signature(tracker_track).parameters
+        if not self._keeps_time:
+            warn_once(
+                "aim-track-time",
+                "This Aim version does not let Tracelet set a point's time; Aim shows delivery times.",
+            )
+
+    def _set_artifacts_uri(self, aim_run: Any) -> None:
+        uri = self.options.get("artifacts_uri")
+        if not uri and aim_run.artifacts_uri is None and not aim_run.repo.is_remote_repo:
+            uri = (Path(aim_run.repo.root_path) / "aim-artifacts").as_uri()
+        if uri:
+            aim_run.set_artifacts_uri(uri)
+
+    def write(self, batch: Batch) -> None:
+        """Record a batch: params into ``hparams``, tags as Aim tags, metrics as sequences."""
+        self._require_run()
+        if batch.params:
+            self._hparams = unflatten_params(batch.params, self._hparams)
+            self._run["hparams"] = self._hparams  # whole dict: Aim corrupts a leaf given children
+        if batch.tags:
+            self._write_tags(batch.tags)
+        if batch.metrics:
+            self._write_metrics(batch.metrics)
+
+    def _write_tags(self, tags: Mapping[str, str]) -> None:
+        if not tags:
+            return
+        aim_run = self._run
+        present = set(aim_run.tags)
+        for key, value in tags.items():
+            old = self._tags.get(key)
+            if old is not None and old != value and _tag_label(key, old) in present:
+                aim_run.remove_tag(_tag_label(key, old))
+            if _tag_label(key, value) not in present:
+                aim_run.add_tag(_tag_label(key, value))
+            self._tags[key] = value
+        aim_run["tracelet", "tags"] = dict(self._tags)
+
+    def _write_metrics(self, points: Iterable[MetricPoint]) -> None:
+        # `call` gathers the points of one log_metrics call (same step and timestamp); it starts with
+        # the previous batch's last call, already tracked, in case this batch opens with its epoch.
+        # Epoch and tail are committed only at the end, so a retried batch is tracked the same way.
+        epoch, call, pending = self._epoch, list(self._tail), False
+        for point in points:
+            if call and (point.step, point.timestamp) != (call[0].step, call[0].timestamp):
+                if pending:
+                    self._track_points(call, epoch)
+                call, pending = [], False
+            if point.key == EPOCH_KEY:
+                if math.isfinite(point.value):
+                    epoch = int(point.value)
+                self._track_points(call, epoch)
+                call, pending = [], False
+            else:
+                call.append(point)
+                pending = True
+        if pending:
+            self._track_points(call, epoch)
+        self._tail = call
+        if epoch != self._epoch:
+            self._run["tracelet", "epoch"] = epoch
+            self._epoch = epoch
+
+    def _track_points(self, points: list[MetricPoint], epoch: int | None) -> None:
+        for point in points:
+            self._track("metric", point.key, float(point.value), point.timestamp, point.step, epoch)
+
+    def _track(self, kind: str, key: str, value: Any, when: float, step: int | None, epoch: int | None) -> None:
+        name, context = sequence_of(key)
+        name = self._names(name)
+        sequence = (kind, name, context.get("subset"))
+        if step is None and when <= self._auto_time(sequence, context):
+            return  # already delivered: a step-less point has no step to overwrite
+        self._send(value, when, name, step, epoch, context)
+        if step is None:
+            self._last_auto_time[sequence] = when
+
+    def _send(
+        self, value: Any, when: float, name: str, step: int | None, epoch: int | None, context: dict[str, str]
+    ) -> None:
+        if self._keeps_time:
+            # Run.track stamps "now"; its worker, RunTracker._track, takes the time as an argument.
+            self._run._tracker._track(value, when, name, step, epoch, context=context)
+        else:
+            self._run.track(value, name=name, step=step, epoch=epoch, context=context)
+
+    def _auto_time(self, sequence: tuple[str, str, str | None], context: dict[str, str]) -> float:
+        """Time of the newest point of a sequence: remembered, or read once from a resumed run."""
+        known = self._last_auto_time.get(sequence)
+        if known is not None:
+            return known
+        known = -math.inf
+        if self._resumed and self._keeps_time:
+            from aim.storage.context import Context
+
+            kind, name, _ = sequence
+            getter = {
+                "metric": self._run.get_metric,
+                "image": self._run.get_image_sequence,
+                "histogram": self._run.get_distribution_sequence,
+                "text": self._run.get_text_sequence,
+            }[kind]
+            untyped: Any = context  # Aim's AimObject type is a dict with Union keys
+            stored = getter(name, Context(untyped))
+            if stored is not None:
+                known = max(stored.timestamps.values(), default=known)
+        self._last_auto_time[sequence] = known
+        return known
+
+    def log_artifact(self, artifact: ArtifactRef) -> None:
+        """Copy a file to the run's artifacts URI; checkpoint metadata goes to ``tracelet.checkpoints``."""
+        aim_run = self._require_run()
+        if aim_run.artifacts_uri is None:
+            warn_once(
+                "aim-no-artifacts-uri",
+                f"The Aim repository {self.location()!r} is remote and TRACELET_AIM__ARTIFACTS_URI is "
+                f"unset, so Aim cannot store files; {artifact.name!r} and later files stay local.",
+            )
+            return
+        name = artifact.name.lstrip("/")
+        aim_run.log_artifact(artifact.path, name=name, block=True)
+        if artifact.metadata:
+            aim_run["tracelet", "checkpoints", name] = to_plain(artifact.metadata)
+
+    def log_media(self, item: MediaItem) -> None:
+        """Track an image (``aim.Image``), histogram (``aim.Distribution``) or text (``aim.Text``)."""
+        import aim
+
+        self._require_run()
+        value: Any
+        if item.kind == "image" and item.path is not None:
+            value = aim.Image(item.path)
+        elif item.kind == "histogram":
+            value = self._distribution(item.key, item.data)
+        elif item.kind == "text":
+            value = aim.Text(str(item.data.get("text", "")))
+        else:
+            super().log_media(item)
+            return
+        self._track(item.kind, item.key, value, item.timestamp, item.step, self._epoch)
+
+    @staticmethod
+    def _distribution(key: str, data: Mapping[str, Any]) -> Any:
+        import aim
+
+        bins = [float(b) for b in data["bins"]]
+        counts = list(data["counts"])
+        widths = [hi - lo for lo, hi in itertools.pairwise(bins)]
+        if any(not math.isclose(w, widths[0], rel_tol=1e-6, abs_tol=1e-12) for w in widths):
+            warn_once(
+                f"aim-uneven-bins:{key}",
+                f"Aim draws histograms with equal-width bins; {key!r} has uneven bins, shown evenly "
+                f"spaced between {bins[0]} and {bins[-1]}.",
+            )
+        hi = bins[-1]
+        if len(counts) > MAX_BINS:
+            group = math.ceil(len(counts) / MAX_BINS)
+            counts += [0] * (-len(counts) % group)  # pad, and widen the range, to whole groups
+            hi = bins[0] + (bins[-1] - bins[0]) * len(counts) / (len(bins) - 1)
+            counts = [sum(counts[i : i + group]) for i in range(0, len(counts), group)]
+            warn_once(
+                f"aim-bins:{key}",
+                f"Aim stores at most {MAX_BINS} histogram bins; {key!r} is merged {group} bins to one.",
+            )
+        return aim.Distribution(hist=counts, bin_range=(bins[0], hi))
+
+    def close(self, status: RunStatus) -> None:
+        """Record ``status`` and close the Aim run, which releases its lock in the repository."""
+        aim_run = self._run
+        if aim_run is None:
+            return
+        aim_run["tracelet", "status"] = status
+        present = set(aim_run.tags)
+        for other in ("FAILED", "KILLED"):
+            label = _tag_label(STATUS_TAG, other)
+            if other != status and label in present:
+                aim_run.remove_tag(label)  # a resumed run that now ends otherwise
+        if status == "FINISHED":
+            aim_run.report_successful_finish(block=True)
+        elif _tag_label(STATUS_TAG, status) not in present:
+            aim_run.add_tag(_tag_label(STATUS_TAG, status))
+        self._release()
+
+    def _release(self) -> None:
+        aim_run, self._run = self._run, None
+        aim_run.close()
+
+    def _require_run(self) -> Any:
+        if self._run is None:
+            raise BackendError("The Aim backend received data before open() or after close().")
+        return self._run
+
+    def location(self) -> str | None:
+        """The repository's directory (what ``aim up --repo`` takes), or its ``aim://`` URL."""
+        if self._run is not None and not self._run.repo.is_remote_repo:
+            return str(self._run.repo.root_path)
+        repo = self.options.get("repo")
+        return str(repo) if repo else None
