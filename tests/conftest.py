@@ -56,3 +56,37 @@ def mlflow_uri(mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     uri = f"sqlite:///{target}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+@pytest.fixture
+def all_trackers(mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """MLflow (SQLite), W&B (offline), ClearML (offline) and Aim (local repo), all under tmp_path.
+
+    The variables are inherited by the delivery process, as they would be in a user's shell.
+    """
+    home = tmp_path / "home"
+    places = {
+        "wandb": tmp_path / "wandb",
+        "clearml": tmp_path / "clearml-cache",
+        "aim": tmp_path / "aim",
+    }
+    for path in (home, *places.values()):
+        path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "clearml.conf"
+    config.write_text("")
+    for name, value in {
+        "HOME": home,
+        "XDG_CACHE_HOME": home / ".cache",
+        "XDG_CONFIG_HOME": home / ".config",
+        "XDG_DATA_HOME": home / ".local" / "share",
+        "WANDB_DIR": places["wandb"],
+        "CLEARML_CACHE_DIR": places["clearml"],
+        "CLEARML_CONFIG_FILE": config,
+        "TRACELET_AIM__REPO": places["aim"],
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
+    import wandb
+
+    wandb.teardown()  # wandb caches settings read from the environment once per process
+    return places
