@@ -14,6 +14,7 @@ from tracelet_core._logging import configure_default_logging
 from tracelet_core.api import get_active_run, start_logging, stop_logging
 from tracelet_core.backends import register_backend
 from tracelet_core.backends.base import Backend, Capabilities
+from tracelet_core.collectors import Collected, Collector, register_collector
 from tracelet_core.errors import (
     BackendError,
     BackendUnavailableError,
@@ -37,6 +38,8 @@ __all__ = [
     "BackendUnavailableError",
     "Batch",
     "Capabilities",
+    "Collected",
+    "Collector",
     "ConfigurationError",
     "DeliveryReport",
     "JournalError",
@@ -51,6 +54,7 @@ __all__ = [
     "__version__",
     "get_active_run",
     "register_backend",
+    "register_collector",
     "start_logging",
     "stop_logging",
 ]
