@@ -58,6 +58,7 @@ import io
 import itertools
 import json
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -127,6 +128,11 @@ def _prepare_sdk(task_cls: type[Task]) -> None:
     # Both are lazily-read config values (LazyEvalWrapper) that ClearML only tests for truth;
     # a plain bool in their place is read the same way, whenever the config was loaded.
     task_cls._report_subprocess_enabled = False  # type: ignore[assignment]
+    # ClearML marks the processes a task starts with CLEARML_PROC_MASTER_ID, and Task.init in such a
+    # process returns a do-nothing stub. An inherited mark (a user's own ClearML task, an earlier
+    # Tracelet run in the parent process) must not silence this run.
+    for variable in ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"):
+        os.environ.pop(variable, None)
     CheckPackageUpdates._package_version_checked = True
     TaskStopSignal.enabled = False  # type: ignore[assignment]
     task_cls.set_random_seed(None)
@@ -205,6 +211,8 @@ class ClearMLBackend(Backend):
                 f"ClearML has no server configured ({exc}). Run `clearml-init`, set CLEARML_API_HOST and "
                 "credentials, or record offline with TRACELET_CLEARML__OFFLINE=true."
             ) from exc
+        if not isinstance(task, Task):
+            raise BackendError(f"ClearML's Task.init returned {type(task).__name__}, not a task; see the delivery log")
         if resume_id:
             # continue_last_task offsets every later iteration past the last one; steps are kept as logged.
             task.set_initial_iteration(0)

@@ -41,6 +41,10 @@ def launch_sidecar(journal_path: Path) -> subprocess.Popen[bytes]:
     """Start the delivery process for ``journal_path`` and return at once."""
     run_dir = journal_path.parent
     env = dict(os.environ, TRACELET_SIDECAR="1", PYTHONUNBUFFERED="1")
+    # A ClearML task in the trainer marks its child processes; ClearML would then hand this
+    # process a do-nothing stub instead of a task (see backends/clearml.py).
+    for variable in ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"):
+        env.pop(variable, None)
     # The sidecar must import the same tracelet_core as the trainer, even when the trainer found it
     # through sys.path tweaks rather than an installation.
     package_root = str(Path(__file__).resolve().parents[2])
