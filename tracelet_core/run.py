@@ -347,8 +347,16 @@ class Run:
             launch_sidecar(self.journal_path)
             return
         self._lock = delivery_lock(self.run_dir)
-        self._lock.acquire()
-        self._service = DeliveryService(self.journal_path).start()
+        self._service = DeliveryService(self.journal_path)
+        # A delivery process of an earlier session of this run may still hold the run's delivery;
+        # wait for it off the training thread, then deliver.
+        threading.Thread(target=self._deliver_when_unlocked, name="tracelet-delivery", daemon=True).start()
+
+    def _deliver_when_unlocked(self) -> None:
+        lock, service = self._lock, self._service
+        if lock is not None and service is not None:
+            lock.acquire()
+            service.start()
 
     def _start_collectors(self) -> None:
         try:
