@@ -15,9 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import tracelet_core
+from tests.support.mlflow_server import MlflowServer
 from tracelet_core.backends.mlflow import MlflowBackend
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
-from tests.support.mlflow_server import MlflowServer
 
 
 def _info(tmp_path: Path, run_id: str = "r1") -> RunInfo:
@@ -249,7 +249,13 @@ def test_delivery_process_gives_up_on_an_unreachable_tracker_after_the_trainer_e
     env = dict(os.environ, MLFLOW_TRACKING_URI="http://127.0.0.1:9")  # nothing listens on the discard port
     started = time.monotonic()
     proc = subprocess.run(
-        f"{sys.executable} {script} | cat", shell=True, cwd=tmp_path, env=env, timeout=60, capture_output=True, text=True
+        f"{sys.executable} {script} | cat",
+        shell=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+        capture_output=True,
+        text=True,
     )
     assert time.monotonic() - started < 30  # the pipe closed when the trainer exited
     assert "undelivered" in proc.stdout + proc.stderr
