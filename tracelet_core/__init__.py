@@ -27,6 +27,7 @@ from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, Run
 from tracelet_core.pipeline.report import BackendReport, DeliveryReport
 from tracelet_core.run import Run
 from tracelet_core.settings import TraceletSettings
+from tracelet_core.tensorboard import TensorBoardPatch, patch_tensorboard, unpatch_tensorboard
 
 __version__ = "0.1.0"
 
@@ -48,15 +49,18 @@ __all__ = [
     "Run",
     "RunInfo",
     "RunStatus",
+    "TensorBoardPatch",
     "TraceletError",
     "TraceletSettings",
     "TraceletWarning",
     "__version__",
     "get_active_run",
+    "patch_tensorboard",
     "register_backend",
     "register_collector",
     "start_logging",
     "stop_logging",
+    "unpatch_tensorboard",
 ]
 
 configure_default_logging()

@@ -24,8 +24,9 @@ def encode_media(kind: str, key: str, obj: Any, step: int | None, media_dir: Pat
         kind: ``image``, ``histogram`` or ``text``.
         key: the name it was logged under.
         obj: for images a file path, PIL image, numpy array or tensor (HW, HWC or CHW; floats in
-            [0, 1] or integers in [0, 255]) or a matplotlib figure; for histograms a sequence, array
-            or tensor of values, or a ``{"bins": [...], "counts": [...]}`` mapping; for texts a string.
+            [0, 1] or integers in [0, 255]), a matplotlib figure, or encoded PNG/GIF bytes; for
+            histograms a sequence, array or tensor of values, or a ``{"bins": [...], "counts": [...]}``
+            mapping; for texts a string.
         step: the step it was logged at (used in the file name).
         media_dir: where image files are written.
 
@@ -41,7 +42,9 @@ def encode_media(kind: str, key: str, obj: Any, step: int | None, media_dir: Pat
         return {"kind": kind, "path": None, "data": _histogram(obj)}
     if kind == "image":
         media_dir.mkdir(parents=True, exist_ok=True)
-        target = media_dir / f"{_UNSAFE.sub('_', key)}-{'none' if step is None else step}-{uuid.uuid4().hex[:8]}.png"
+        suffix = ".gif" if isinstance(obj, bytes) and obj.startswith(b"GIF8") else ".png"
+        stem = f"{_UNSAFE.sub('_', key)}-{'none' if step is None else step}-{uuid.uuid4().hex[:8]}"
+        target = media_dir / (stem + suffix)
         _write_png(obj, target)
         return {"kind": kind, "path": str(target), "data": {}}
     raise ValueError(f"unknown media kind {kind!r}; use image, histogram or text")
@@ -79,6 +82,9 @@ def _histogram(obj: Any) -> dict[str, Any]:
 
 
 def _write_png(obj: Any, target: Path) -> None:
+    if isinstance(obj, bytes):  # already encoded (TensorBoard summaries): kept byte for byte
+        target.write_bytes(obj)
+        return
     if isinstance(obj, str | Path):
         source = Path(obj)
         if source.suffix.lower() == ".png":

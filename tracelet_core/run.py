@@ -255,17 +255,18 @@ class Run:
             kept = str(source.resolve())
         queue.put(("artifact", target_name, kept, dict(metadata or {}), time.time()))
 
-    def log_image(self, key: str, image: Any, step: int | None = None) -> None:
-        """Record an image: a path, PIL image, numpy array / tensor (HW, HWC or CHW) or matplotlib figure."""
-        self._log_media("image", key, image, step)
+    def log_image(self, key: str, image: Any, step: int | None = None, timestamp: float | None = None) -> None:
+        """Record an image: a path, PIL image, numpy array / tensor (HW, HWC or CHW), matplotlib figure,
+        or already-encoded PNG/GIF bytes. Encoding happens on the writer thread."""
+        self._log_media("image", key, image, step, timestamp)
 
-    def log_histogram(self, key: str, values: Any, step: int | None = None) -> None:
-        """Record the distribution of ``values`` (a sequence, array or tensor) at ``step``."""
-        self._log_media("histogram", key, values, step)
+    def log_histogram(self, key: str, values: Any, step: int | None = None, timestamp: float | None = None) -> None:
+        """Record the distribution of ``values`` (a sequence, array, tensor, or ``{"bins", "counts"}``)."""
+        self._log_media("histogram", key, values, step, timestamp)
 
-    def log_text(self, key: str, text: str, step: int | None = None) -> None:
+    def log_text(self, key: str, text: str, step: int | None = None, timestamp: float | None = None) -> None:
         """Record a piece of text at ``step``."""
-        self._log_media("text", key, text, step)
+        self._log_media("text", key, text, step, timestamp)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -294,14 +295,14 @@ class Run:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _log_media(self, kind: str, key: str, obj: Any, step: int | None) -> None:
+    def _log_media(self, kind: str, key: str, obj: Any, step: int | None, timestamp: float | None) -> None:
         queue = self._queue
         if queue is None:
             self._closed_warning()
             return
         if hasattr(obj, "detach"):
             obj = obj.detach()
-        queue.put(("media", kind, key, obj, step, time.time()))
+        queue.put(("media", kind, key, obj, step, time.time() if timestamp is None else timestamp))
 
     def _closed_warning(self) -> None:
         if self.status != "DISABLED":

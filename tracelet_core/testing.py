@@ -123,6 +123,11 @@ class HangingBackend(Backend):
         self._release.wait()
 
     @classmethod
+    def hold(cls) -> None:
+        """Make calls block again (after :meth:`release`); call it before a test that needs the hang."""
+        cls._release.clear()
+
+    @classmethod
     def release(cls) -> None:
         """Let every blocked call return (and later ones pass)."""
         cls._release.set()

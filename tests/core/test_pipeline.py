@@ -70,6 +70,7 @@ def test_failing_backend_never_reaches_training_and_is_reported() -> None:
 
 
 def test_hanging_backend_blocks_neither_logging_nor_finish() -> None:
+    HangingBackend.hold()
     run = _start([HANGING, MEMORY], finish_timeout=1.0)
     try:
         started = time.perf_counter()

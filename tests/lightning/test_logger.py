@@ -84,6 +84,7 @@ def test_fit_then_test_is_one_run(mlflow_uri: str) -> None:
 def test_failing_and_hanging_backends_do_not_stop_fit(mlflow_uri: str) -> None:
     from tracelet_core.testing import FAILING, HANGING, HangingBackend
 
+    HangingBackend.hold()
     logger = TraceletLogger(experiment="outage", backends=["mlflow", FAILING, HANGING], delivery="thread")
     logger.settings.finish_timeout = 3.0
     try:
