@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -104,6 +105,7 @@ class Run:
                 backend_options={name: self.settings.backend_options(name) for name in self.backends},
                 trainer_pid=os.getpid(),
                 trainer_create_time=psutil.Process().create_time(),
+                trainer_host=socket.gethostname(),
                 give_up_after=self.settings.give_up_after,
                 max_retry_backoff=self.settings.max_retry_backoff,
                 status="RUNNING",

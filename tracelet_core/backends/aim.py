@@ -17,7 +17,8 @@ How Tracelet's events land in Aim:
 - Params become the nested dict ``run["hparams"]`` (``optimizer/lr`` -> ``{"optimizer": {"lr": ..}}``)
   with ints, floats and bools restored from their strings, so Aim's param queries compare numbers.
 - Tags are Aim tags ``"key:value"`` (``"key"`` when the value is empty); all tags, the Tracelet run
-  id, the epoch, checkpoint metadata and the final status are also kept under ``run["tracelet"]``.
+  id, the epoch, checkpoint metadata, the params as logged (strings) and the final status are also kept
+  under ``run["tracelet"]``.
 - Files go to ``options["artifacts_uri"]``, by default ``file://<repo>/aim-artifacts/<run hash>/``.
 - Aim has no run status: a FAILED or KILLED run gets the tag ``tracelet.status:<STATUS>``; a
   FINISHED one is reported to Aim as successfully finished.
@@ -139,6 +140,7 @@ class AimBackend(Backend):
         self._epoch: int | None = None
         self._tail: list[MetricPoint] = []
         self._hparams: dict[str, Any] = {}
+        self._raw_params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._last_auto_time: dict[tuple[str, str, str | None], float] = {}
         self._names = KeySanitizer(self.name, _INVALID_NAME)
@@ -186,6 +188,7 @@ class AimBackend(Backend):
         self._epoch = stored.get("epoch")
         self._tail = []
         self._hparams = aim_run.get("hparams") or {}
+        self._raw_params = dict(stored.get("params") or {})
         self._last_auto_time.clear()
         self._set_artifacts_uri(aim_run)
         tracker_track = getattr(getattr(aim_run, "_tracker", None), "_track", None)
@@ -209,6 +212,10 @@ class AimBackend(Backend):
         if batch.params:
             self._hparams = unflatten_params(batch.params, self._hparams)
             self._run["hparams"] = self._hparams  # whole dict: Aim corrupts a leaf given children
+            # The typed hparams are what Aim's UI filters on; the strings as logged are kept too, so
+            # that `tracelet migrate` gives back "1e-3", not 0.001.
+            self._raw_params.update(batch.params)
+            self._run["tracelet", "params"] = dict(self._raw_params)
         if batch.tags:
             self._write_tags(batch.tags)
         if batch.metrics:

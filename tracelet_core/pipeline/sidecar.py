@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ from tracelet_core.errors import TraceletWarning
 from tracelet_core.pipeline.delivery import DeliveryService, delivery_lock
 from tracelet_core.pipeline.journal import Journal
 
-__all__ = ["launch_sidecar", "main", "supervise"]
+__all__ = ["launch_sidecar", "main", "supervise", "trainer_alive"]
 
 log = logging.getLogger("tracelet.delivery")
 
@@ -62,8 +63,14 @@ def launch_sidecar(journal_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def trainer_alive(pid: int | None, create_time: float | None) -> bool:
-    """Whether the process that owns the run still runs (and is not a new process with a reused pid)."""
+def trainer_alive(pid: int | None, create_time: float | None, host: str | None = None) -> bool:
+    """Whether the process that owns the run still runs (and is not a new process with a reused pid).
+
+    A trainer on another host (a journal on a shared file system) cannot be seen from here and is
+    taken to be alive, so that nothing here ends a live run as KILLED.
+    """
+    if host and host != socket.gethostname():
+        return True
     if not pid:
         return False
     try:
@@ -89,7 +96,7 @@ def supervise(journal_path: Path, give_up_after: float | None = None) -> int:
             start = journal.last_event("start")
             finish = journal.last_event("finish")
             session_open = start is not None and (finish is None or finish.seq < start.seq)
-            alive = trainer_alive(meta.get("trainer_pid"), meta.get("trainer_create_time"))
+            alive = trainer_alive(meta.get("trainer_pid"), meta.get("trainer_create_time"), meta.get("trainer_host"))
             if session_open and not alive:
                 log.warning("the training process %s is gone; ending the run as KILLED", meta.get("trainer_pid"))
                 journal.append([("finish", None, None, "KILLED", None, time.time())])

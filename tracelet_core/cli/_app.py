@@ -1,0 +1,171 @@
+"""The ``tracelet`` Typer application and what its commands share: consoles, JSON, formats, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from tracelet_core.errors import ConfigurationError, TraceletError
+
+__all__ = [
+    "JournalDirOption",
+    "JsonOption",
+    "app",
+    "emit_json",
+    "err",
+    "escape",
+    "fail",
+    "format_duration",
+    "format_time",
+    "format_value",
+    "journal_dir",
+    "out",
+    "print_table",
+    "progress_bars",
+    "user_errors",
+]
+
+COMMAND_ORDER = ("doctor", "runs", "show", "sync", "migrate", "compare", "import-tensorboard")
+
+
+class _Commands(TyperGroup):
+    """Lists the commands in the order a user meets them, not alphabetically."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(names))
+
+
+app = typer.Typer(
+    name="tracelet",
+    cls=_Commands,
+    help="Tracelet's command line: check the setup, list and inspect local runs, deliver what the trackers "
+    "missed, copy runs between trackers, and compare runs with statistics.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Messages are not broken at 80 columns when piped (soft wrap); tables are laid out by print_table.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")]
+JournalDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--journal-dir",
+        help="Where the journals are (default: TRACELET_JOURNAL_DIR or ./.tracelet).",
+        show_default=False,
+    ),
+]
+
+
+PIPED_WIDTH = 200
+
+
+def print_table(table: Table) -> None:
+    """Print a table on stdout: fitted to a terminal, unwrapped (up to 200 columns) when piped or redirected."""
+    # Rich caps a print at the console's width (80 when not a terminal), so piped output needs its own console.
+    console = out if out.is_terminal else Console(highlight=False, width=max(out.width, PIPED_WIDTH))
+    console.print(table)
+
+
+def progress_bars(disable: bool, *extra: ProgressColumn) -> Progress:
+    """Progress bars on stderr (stdout stays clean for ``--json``): label, bar, done/total, elapsed, ``extra``."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), *extra)
+    return Progress(*columns, console=err, disable=disable)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` as an error and leave with ``code``."""
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn Tracelet's errors into a one-line message: exit 2 for bad configuration, 1 otherwise."""
+    try:
+        yield
+    except ConfigurationError as exc:
+        fail(str(exc), 2)
+    except TraceletError as exc:
+        fail(str(exc), 1)
+
+
+def journal_dir(given: Path | None) -> Path:
+    """The journal directory: the option, else the settings (``TRACELET_JOURNAL_DIR``, ``.env``, default)."""
+    if given is not None:
+        return given
+    from tracelet_core.settings import load_settings
+
+    return Path(load_settings().journal_dir)
+
+
+def _plain(value: Any) -> Any:
+    """JSON has no NaN or infinity: those become the strings "nan", "inf", "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def emit_json(payload: Any) -> None:
+    """Print ``payload`` as JSON on stdout (strict JSON: no NaN)."""
+    typer.echo(json.dumps(_plain(payload), indent=2, default=str, allow_nan=False))
+
+
+def format_time(timestamp: float | None) -> str:
+    """Local time ``YYYY-MM-DD HH:MM:SS``, or ``-``."""
+    if timestamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def format_duration(seconds: float | None) -> str:
+    """``4s``, ``3m05s``, ``2h07m``, ``3d04h``.
+
+    Example:
+        >>> format_duration(4.2), format_duration(185), format_duration(7620), format_duration(None)
+        ('4s', '3m05s', '2h07m', '-')
+    """
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def format_value(value: float | None) -> str:
+    """A metric value in at most 6 significant digits (``-`` for none).
+
+    Example:
+        >>> format_value(0.123456789), format_value(1234567.0), format_value(float("nan"))
+        ('0.123457', '1.23457e+06', 'nan')
+    """
+    return "-" if value is None else f"{value:.6g}"

@@ -1,0 +1,233 @@
+"""``tracelet runs`` and ``tracelet show RUN``: the runs in the local journals, and one run in detail."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tracelet_core.cli._app import (
+    JournalDirOption,
+    JsonOption,
+    app,
+    emit_json,
+    escape,
+    format_duration,
+    format_time,
+    format_value,
+    journal_dir,
+    out,
+    print_table,
+    user_errors,
+)
+from tracelet_core.pipeline.report import BackendReport
+from tracelet_core.readers.journal import JournalRun, journal_runs, read_contents, resolve_run
+
+__all__ = ["runs", "show"]
+
+_STATUS_STYLE = {"FINISHED": "green", "RUNNING": "cyan", "FAILED": "red", "KILLED": "yellow", "INTERRUPTED": "yellow"}
+
+
+def _backend_cell(backend: BackendReport, total: int) -> str:
+    if backend.complete:
+        return f"[green]{backend.name} ✓[/]"
+    return f"[yellow]{backend.name} {backend.delivered}/{total} {backend.state}[/]"
+
+
+def _backend_json(backend: BackendReport) -> dict[str, Any]:
+    return {
+        "name": backend.name,
+        "state": backend.state,
+        "delivered": backend.delivered,
+        "pending": backend.pending,
+        "native_id": backend.native_id,
+        "location": backend.location,
+        "error": backend.error,
+    }
+
+
+def run_json(run: JournalRun) -> dict[str, Any]:
+    """The JSON form of one run's summary (shared by ``runs`` and ``show``)."""
+    return {
+        "run_id": run.run_id,
+        "experiment": run.experiment,
+        "name": run.name,
+        "status": run.status,
+        "created": run.created,
+        "ended": run.ended,
+        "duration": run.duration,
+        "events": run.report.total,
+        "journal": str(run.path),
+        "backends": [_backend_json(b) for b in run.report.backends],
+    }
+
+
+@app.command(
+    short_help="List the runs in the local journals.",
+    epilog="Example: [bold]tracelet runs --pending[/]  ·  [bold]tracelet runs -e digits --json[/]",
+)
+def runs(
+    experiment: Annotated[
+        list[str] | None, typer.Option("--experiment", "-e", help="Only this experiment (repeatable).")
+    ] = None,
+    pending: Annotated[bool, typer.Option("--pending", help="Only runs some backend has not received whole.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the N most recent runs.", min=1)] = None,
+    journal_dir_option: JournalDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the runs in the local journals: name, status, start, duration, and each backend's delivery state."""
+    with user_errors():
+        directory = journal_dir(journal_dir_option)
+        found = journal_runs(directory, experiment or None)
+    if pending:
+        found = [run for run in found if run.pending]
+    if limit is not None:
+        found = found[-limit:]
+    if as_json:
+        emit_json([run_json(run) for run in found])
+        return
+    if not found:
+        out.print(f"No runs in {escape(str(directory))}" + (" with undelivered events." if pending else "."))
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("run", "experiment", "name", "status", "started", "duration", "events", "backends"):
+        table.add_column(column, no_wrap=column in ("run", "started"))
+    for run in found:
+        style = _STATUS_STYLE.get(run.status, "")
+        backends = " ".join(_backend_cell(b, run.report.total) for b in run.report.backends) or "[dim]journal only[/]"
+        table.add_row(
+            escape(run.run_id[:8]),
+            escape(run.experiment),
+            escape(run.name or ""),
+            f"[{style}]{run.status}[/]" if style else run.status,
+            format_time(run.created),
+            format_duration(run.duration),
+            str(run.report.total),
+            backends,
+        )
+    print_table(table)
+    waiting = sum(1 for run in found if run.pending)
+    if waiting:
+        out.print(f"[yellow]{waiting} run(s) with undelivered events:[/] `tracelet sync` delivers them.")
+
+
+@app.command(
+    short_help="Show one run in detail.",
+    epilog="Example: [bold]tracelet show 3f2a[/]  ·  [bold]tracelet show my-run-name --json[/]",
+)
+def show(
+    run: Annotated[str, typer.Argument(help="Run id, unique id prefix, or unique run name.")],
+    journal_dir_option: JournalDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one run: delivery per backend, params, tags, the last value of each metric, and artifacts."""
+    with user_errors():
+        found = resolve_run(journal_dir(journal_dir_option), run)
+        contents = read_contents(found.path)
+    metrics = {key: _metric_summary(points) for key, points in sorted(contents.metrics.items())}
+    artifacts: list[dict[str, Any]] = [
+        {"name": ref.name, "path": ref.path, "bytes": _size(ref.path), "metadata": ref.metadata}
+        for ref in contents.artifacts.values()
+    ]
+    media = [{"kind": kind, "key": key, "count": n} for (kind, key), n in sorted(contents.media.items())]
+    if as_json:
+        emit_json(
+            run_json(found)
+            | {
+                "params": contents.params,
+                "tags": contents.tags,
+                "metrics": metrics,
+                "artifacts": artifacts,
+                "media": media,
+                "sessions": contents.sessions,
+            }
+        )
+        return
+    _print_header(found, contents.sessions)
+    _print_pairs("Params", contents.params)
+    _print_pairs("Tags", contents.tags)
+    if metrics:
+        table = Table(title="Metrics", title_justify="left", show_edge=False, header_style="bold")
+        for column in ("key", "last", "at step", "points", "min", "max"):
+            table.add_column(column, justify="left" if column == "key" else "right")
+        for key, m in metrics.items():
+            table.add_row(
+                escape(key),
+                format_value(m["last"]),
+                str(m["step"] if m["step"] is not None else "-"),
+                str(m["points"]),
+                format_value(m["min"]),
+                format_value(m["max"]),
+            )
+        print_table(table)
+    if artifacts or media:
+        table = Table(title="Artifacts and media", title_justify="left", show_edge=False, header_style="bold")
+        for column in ("name", "size", "local copy"):
+            table.add_column(column, overflow="fold")
+        for item in artifacts:
+            size = "[red]missing[/]" if item["bytes"] is None else f"{item['bytes']:,} B"
+            table.add_row(escape(item["name"]), size, escape(item["path"]))
+        for item in media:
+            table.add_row(escape(f"{item['key']} ({item['kind']})"), f"{item['count']} logged", "")
+        print_table(table)
+
+
+def _metric_summary(points: list) -> dict[str, Any]:
+    finite = [p.value for p in points if not math.isnan(p.value)]
+    last = points[-1]
+    return {
+        "last": last.value,
+        "step": last.step,
+        "points": len(points),
+        "min": min(finite) if finite else None,
+        "max": max(finite) if finite else None,
+    }
+
+
+def _size(path: str) -> int | None:
+    file = Path(path)
+    return file.stat().st_size if file.is_file() else None
+
+
+def _print_header(run: JournalRun, sessions: int) -> None:
+    style = _STATUS_STYLE.get(run.status, "")
+    out.print(
+        f"[bold]{escape(run.run_id)}[/]  {escape(run.experiment)} / {escape(run.name or '(unnamed)')}  "
+        f"[{style or 'default'}]{run.status}[/]"
+    )
+    out.print(
+        f"started {format_time(run.created)} · ended {format_time(run.ended) if run.status != 'RUNNING' else '-'} · "
+        f"{format_duration(run.duration)} · {run.report.total} events · {sessions} session(s)"
+    )
+    out.print(f"journal {escape(str(run.path))}")
+    if not run.report.backends:
+        out.print("[dim]journal only: no tracker received it (send it with `tracelet sync RUN --to BACKEND`)[/]")
+        return
+    table = Table(title="Backends", title_justify="left", show_edge=False, header_style="bold")
+    for column in ("backend", "state", "delivered", "native id", "where", "error"):
+        table.add_column(column, overflow="fold")
+    for b in run.report.backends:
+        delivered = f"{b.delivered}/{run.report.total}"
+        table.add_row(
+            b.name,
+            b.state,
+            delivered if b.complete else f"[yellow]{delivered}[/]",
+            escape(b.native_id or "-"),
+            escape(b.location or "-"),
+            escape(b.error or ""),
+        )
+    print_table(table)
+
+
+def _print_pairs(title: str, values: dict[str, str]) -> None:
+    if not values:
+        return
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    table.add_column("key")
+    table.add_column("value", overflow="fold")
+    for key, value in sorted(values.items()):
+        table.add_row(escape(key), escape(value))
+    print_table(table)

@@ -1,0 +1,117 @@
+"""``tracelet sync [RUN] [--to BACKEND]``: deliver what the trackers have not acknowledged."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, TaskID, TextColumn
+
+from tracelet_core.cli._app import (
+    JournalDirOption,
+    JsonOption,
+    app,
+    emit_json,
+    escape,
+    journal_dir,
+    out,
+    progress_bars,
+    user_errors,
+)
+from tracelet_core.cli.runs import run_json
+from tracelet_core.pipeline.journal import DeliveryState
+from tracelet_core.readers.journal import JournalRun, journal_runs, load_run, resolve_run
+from tracelet_core.sync import SyncResult, sync_run
+
+__all__ = ["sync"]
+
+_OUTCOME_STYLE = {
+    "delivered": "[green]✓[/]",
+    "nothing": "[green]✓[/]",
+    "incomplete": "[red]✗[/]",
+    "locked": "[yellow]…[/]",
+    "running": "[yellow]…[/]",
+}
+
+
+class _Bars:
+    """One progress bar per (run, backend): acknowledged events out of the journal's events."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+
+    def __call__(self, run_id: str, states: dict[str, DeliveryState], last_seq: int) -> None:
+        for name, state in states.items():
+            task = self._tasks.get((run_id, name))
+            if task is None:
+                task = self._tasks[run_id, name] = self._progress.add_task(
+                    f"{run_id[:8]} → {name}", total=last_seq, note=""
+                )
+            note = f"[yellow]{state.state}[/]" if state.state in ("retrying", "gave_up", "unavailable") else ""
+            self._progress.update(task, completed=min(state.acked_seq, last_seq), note=note)
+
+
+def _selected(runs: list[JournalRun], to: list[str]) -> list[JournalRun]:
+    """Runs with something to deliver: to ``to`` (those not all there yet), else to their own backends."""
+    chosen = []
+    for run in runs:
+        reports = {b.name: b for b in run.report.backends}
+        if to:
+            if any(name not in reports or not reports[name].complete for name in to):
+                chosen.append(run)
+        elif run.pending:
+            chosen.append(run)
+    return chosen
+
+
+@app.command(
+    short_help="Deliver what the trackers have not acknowledged (exactly once).",
+    epilog="Examples: [bold]tracelet sync[/] (every run with undelivered events)  ·  "
+    "[bold]tracelet sync 3f2a --to mlflow[/] (send a run to a tracker it never went to)  ·  "
+    "[bold]tracelet sync --wait --json[/]",
+)
+def sync(
+    run: Annotated[str | None, typer.Argument(help="Run id, unique prefix or name; default: every run.")] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", "-t", help="Send to this backend too (repeatable); its options come from the settings."),
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for a delivery process that holds a run.")] = False,
+    stall_timeout: Annotated[
+        float, typer.Option("--timeout", help="Give up on a run when no backend progresses for this many seconds.")
+    ] = 60.0,
+    journal_dir_option: JournalDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Deliver what each backend has not acknowledged, exactly once: after an outage, a crash, or for a run
+    made with no tracker installed. With --to, send whole runs to a backend they were never sent to.
+
+    Exits 1 when something is left undelivered (the message says why).
+    """
+    targets = list(to or [])
+    with user_errors():
+        directory = journal_dir(journal_dir_option)
+        chosen = [resolve_run(directory, run)] if run is not None else _selected(journal_runs(directory), targets)
+    if not chosen:
+        if as_json:
+            emit_json([])
+        else:
+            out.print("Nothing to sync: every backend holds every journaled event.")
+        return
+    results: list[SyncResult] = []
+    progress = progress_bars(as_json, TextColumn("{task.fields[note]}"))
+    with user_errors(), progress:
+        bars = _Bars(progress)
+        for journal_run in chosen:
+            results.append(
+                sync_run(journal_run.path, to=targets, wait=wait, stall_timeout=stall_timeout, progress=bars)
+            )
+    if as_json:
+        pairs = zip(chosen, results, strict=True)
+        emit_json([run_json(load_run(j.path)) | {"outcome": r.outcome, "message": r.message} for j, r in pairs])
+    else:
+        for result in results:
+            out.print(f"{_OUTCOME_STYLE[result.outcome]} {result.run_id[:8]}: {escape(result.message)}")
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)

@@ -1,0 +1,191 @@
+"""Readers: what `tracelet migrate` and `tracelet compare` read runs from, one module per store.
+
+A reader is the mirror image of a backend: a backend receives a run as batches, a reader gives a
+stored run back as plain Tracelet data (:class:`RunRecord`: params, tags, every metric point with its
+step and timestamp, artifacts as local files, final status) plus notes on what it could not carry.
+Each store is named by a spec ``<kind>:<location>``:
+
+=====================  ========================================================================
+``mlflow:URI``         a tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``); ``mlflow`` alone:
+                       ``MLFLOW_TRACKING_URI`` or MLflow's default
+``aim:REPO``           a local Aim repository (the directory holding ``.aim``)
+``wandb-offline:DIR``  W&B run files (``run-<id>.wandb``) anywhere under DIR, e.g. ``WANDB_DIR``
+``clearml-offline:DIR``  ClearML offline sessions under DIR (``CLEARML_CACHE_DIR``, its ``offline/``
+                       folder, one session folder, or session zips)
+``tensorboard:LOGDIR`` every directory under LOGDIR holding event files is a run (scalars, hparams)
+``journal:DIR``        Tracelet's own journals (default: ``TRACELET_JOURNAL_DIR``)
+=====================  ========================================================================
+
+SDKs are imported when a reader is opened, never when this package is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
+
+from tracelet_core.errors import ConfigurationError, TraceletError
+from tracelet_core.events import ArtifactRef, MetricPoint, RunStatus
+
+__all__ = [
+    "MIGRATED_FROM_TAG",
+    "READERS",
+    "RunNotFoundError",
+    "RunRecord",
+    "SourceRun",
+    "StoreReader",
+    "find_run",
+    "open_reader",
+    "parse_spec",
+]
+
+MIGRATED_FROM_TAG = "tracelet.migrated_from"
+
+READERS: dict[str, str] = {
+    "mlflow": "tracelet_core.readers.mlflow:MlflowReader",
+    "aim": "tracelet_core.readers.aim:AimReader",
+    "wandb-offline": "tracelet_core.readers.wandb_offline:WandbOfflineReader",
+    "clearml-offline": "tracelet_core.readers.clearml_offline:ClearMLOfflineReader",
+    "tensorboard": "tracelet_core.readers.tensorboard:TensorBoardReader",
+    "journal": "tracelet_core.readers.journal:JournalReader",
+}
+
+
+class RunNotFoundError(TraceletError, LookupError):
+    """A run reference matches no run, or more than one."""
+
+
+@dataclass
+class SourceRun:
+    """One run of a store as a listing gives it (cheap: no metric histories).
+
+    Attributes:
+        key: the run's identity across stores, ``<kind>:<native id>`` (what ``tracelet.migrated_from`` holds).
+        native_id: the store's own id of the run.
+        experiment: experiment / project name.
+        name: display name, if any.
+        tags: the run's tags, without the store's own bookkeeping (each reader says which it drops).
+        start_time: seconds since the epoch, when known.
+    """
+
+    key: str
+    native_id: str
+    experiment: str
+    name: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    start_time: float | None = None
+
+
+@dataclass
+class RunRecord:
+    """Everything a reader could read of one run.
+
+    Attributes:
+        run: the listing entry.
+        params: flat (``/``-separated) param names and their values as strings.
+        metrics: every metric point, in logged order per key.
+        artifacts: files to copy, as local paths (downloaded into the reader's scratch directory).
+        status: how the run ended; a run still marked running in the source is reported KILLED.
+        notes: what could not be carried, and why (one line each).
+    """
+
+    run: SourceRun
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[MetricPoint] = field(default_factory=list)
+    artifacts: list[ArtifactRef] = field(default_factory=list)
+    status: RunStatus = "FINISHED"
+    notes: list[str] = field(default_factory=list)
+
+
+class StoreReader(ABC):
+    """Reads runs out of one store. Open one with :func:`open_reader`.
+
+    Args:
+        location: the part of the spec after ``<kind>:`` (may be empty: the store's default).
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    @abstractmethod
+    def list_runs(self, experiments: Collection[str] | None = None) -> list[SourceRun]:
+        """The store's runs (of ``experiments`` only, when given), oldest first where the store says."""
+
+    @abstractmethod
+    def read_run(self, run: SourceRun, scratch: Path, *, artifacts: bool = True) -> RunRecord:
+        """Read one run whole; artifacts are downloaded under ``scratch`` (skipped when ``artifacts`` is False)."""
+
+    def metric_history(self, run: SourceRun, key: str) -> list[MetricPoint]:
+        """Every point of one metric; stores that can read one metric alone override this."""
+        return [p for p in self.read_run(run, Path("."), artifacts=False).metrics if p.key == key]
+
+    def describe(self) -> str:
+        """The spec of this store, for messages."""
+        return f"{self.kind}:{self.location}" if self.location else self.kind
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most readers hold nothing open
+        """Release what the reader holds open."""
+
+    def __enter__(self) -> StoreReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split ``kind:location`` (the location may itself hold colons, as URIs do).
+
+    Example:
+        >>> parse_spec("mlflow:sqlite:///mlflow.db"), parse_spec("aim"), parse_spec("wandb-offline:./wandb")
+        (('mlflow', 'sqlite:///mlflow.db'), ('aim', ''), ('wandb-offline', './wandb'))
+    """
+    kind, _, location = spec.partition(":")
+    return kind.strip().lower(), location.strip()
+
+
+def open_reader(spec: str) -> StoreReader:
+    """The reader for a store spec such as ``mlflow:sqlite:///mlflow.db`` or ``aim:./repo``.
+
+    Raises:
+        ConfigurationError: the kind is unknown, or the store cannot be opened (the message says why).
+    """
+    kind, location = parse_spec(spec)
+    path = READERS.get(kind)
+    if path is None:
+        raise ConfigurationError(f"No reader for {spec!r}; sources are {', '.join(f'{k}:...' for k in READERS)}")
+    module_name, _, attr = path.partition(":")
+    reader_cls: type[StoreReader] = getattr(importlib.import_module(module_name), attr)
+    return reader_cls(location)
+
+
+def find_run(runs: Collection[SourceRun], ref: str) -> SourceRun:
+    """The run ``ref`` names: an exact id, a unique id prefix, else a unique run name.
+
+    Raises:
+        RunNotFoundError: nothing matches, or several runs do (the message lists them).
+
+    Example:
+        >>> runs = [SourceRun("x:ab12", "ab12", "e", "first"), SourceRun("x:ab34", "ab34", "e", "second")]
+        >>> find_run(runs, "ab1").native_id, find_run(runs, "second").native_id
+        ('ab12', 'ab34')
+    """
+    exact = [r for r in runs if r.native_id == ref]
+    if exact:
+        return exact[0]
+    for matches in ([r for r in runs if r.native_id.startswith(ref)], [r for r in runs if r.name == ref]):
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            listed = ", ".join(f"{r.native_id} ({r.name or 'unnamed'})" for r in matches[:8])
+            raise RunNotFoundError(f"{ref!r} matches {len(matches)} runs: {listed}; give more of the id")
+    raise RunNotFoundError(f"No run matches {ref!r} among {len(runs)} runs")

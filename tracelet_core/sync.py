@@ -1,0 +1,202 @@
+"""Deliver what a run's backends have not acknowledged: what ``tracelet sync`` does.
+
+Exactly once, by construction of the pipeline this reuses:
+
+- Each backend's journal row holds the last sequence number it acknowledged; delivery resumes right
+  after it (a :class:`~tracelet_core.pipeline.delivery.DeliveryService`, the same workers the delivery
+  process runs), so what was acknowledged is never sent again.
+- The run's :class:`~tracelet_core.pipeline.delivery.delivery_lock` is taken without waiting (or
+  waiting, with ``wait=True``): while the run's own delivery process (or a trainer delivering in a
+  thread) holds it, sync leaves the run alone instead of delivering the same events twice.
+- At most the one call in flight when a process dies is sent again, and every backend makes that
+  harmless (points carry their logging time; see :mod:`tracelet_core.backends.base`).
+
+``to`` sends the run to a backend it was never sent to: the backend is added to the journal's
+backends, with its options from the current settings, and starts from acknowledgement 0.
+A run whose trainer died without journaling its end (and whose delivery process died too) gets the
+KILLED end its delivery process would have written, so its backends can close it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tracelet_core.backends import load_backend_class
+from tracelet_core.pipeline.delivery import DeliveryService, delivery_lock
+from tracelet_core.pipeline.journal import DeliveryState, Journal
+from tracelet_core.pipeline.report import DeliveryReport, read_report
+from tracelet_core.pipeline.sidecar import trainer_alive
+from tracelet_core.settings import TraceletSettings
+
+__all__ = ["SyncProgress", "SyncResult", "add_backends", "sync_run", "undelivered"]
+
+POLL_INTERVAL = 0.2
+SyncProgress = Callable[[str, dict[str, DeliveryState], int], None]
+"""Called while delivering with (run id, each backend's delivery state, last sequence number)."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What ``sync_run`` did for one run.
+
+    Attributes:
+        run_id: the run.
+        outcome: delivered (everything acknowledged now), nothing (there was nothing to deliver),
+            incomplete (a backend failed or stalled; the rest stays in the journal), locked (another
+            process delivers it), running (its trainer is alive and delivers it).
+        message: one line for the user.
+        report: the delivery state afterwards.
+    """
+
+    run_id: str
+    outcome: Literal["delivered", "nothing", "incomplete", "locked", "running"]
+    message: str
+    report: DeliveryReport
+
+    @property
+    def ok(self) -> bool:
+        """Everything journaled is in every backend."""
+        return self.outcome in ("delivered", "nothing")
+
+
+def undelivered(journal: Journal) -> dict[str, int]:
+    """Events each backend has not acknowledged, for the backends that lack some."""
+    pending = {name: journal.count(after=state.acked_seq) for name, state in journal.deliveries().items()}
+    return {name: count for name, count in pending.items() if count}
+
+
+def add_backends(journal: Journal, names: Sequence[str], settings: TraceletSettings) -> None:
+    """Add backends to a run, with their options from ``settings``; their delivery starts from the beginning.
+
+    Raises:
+        ConfigurationError: a name is not a known backend.
+        BackendUnavailableError: its SDK is not installed (the message names the install command).
+    """
+    for name in names:
+        load_backend_class(name).check_available()
+    meta = journal.meta()
+    options = dict(meta.get("backend_options") or {})
+    for name in names:
+        options[name] = settings.backend_options(name)
+    journal.set_meta(backends=sorted(set(meta.get("backends") or []) | set(names)), backend_options=options)
+    journal.register_backends(names)
+
+
+def sync_run(
+    journal_path: Path,
+    *,
+    to: Sequence[str] = (),
+    settings: TraceletSettings | None = None,
+    wait: bool = False,
+    stall_timeout: float = 60.0,
+    progress: SyncProgress | None = None,
+) -> SyncResult:
+    """Deliver one run's unacknowledged events to its backends (and to ``to``), then return.
+
+    Args:
+        journal_path: the run's journal.
+        to: backends to add to the run (options from ``settings``); only these are delivered then.
+        settings: where the options of ``to`` come from; default: the current settings.
+        wait: wait for another process delivering the run instead of leaving it.
+        stall_timeout: give up when no backend has made progress for this many seconds.
+        progress: called about five times a second while delivering.
+
+    Returns:
+        The outcome and the delivery report afterwards.
+
+    Raises:
+        ConfigurationError: a backend of ``to`` is unknown.
+        BackendUnavailableError: a backend of ``to`` is not installed.
+    """
+    journal_path = Path(journal_path)
+    lock = delivery_lock(journal_path.parent, blocking=wait)
+    with Journal(journal_path) as journal:
+        meta = journal.meta()
+        run_id = str(meta.get("run_id") or journal_path.parent.name)
+        if not lock.acquire():
+            why = "its delivery process is still delivering it; run `tracelet sync` again once it ends, or add --wait"
+            return _result(journal, run_id, "locked", why)
+        try:
+            return _sync_locked(journal, run_id, list(to), settings, stall_timeout, progress)
+        finally:
+            lock.release()
+
+
+def _sync_locked(
+    journal: Journal,
+    run_id: str,
+    to: list[str],
+    settings: TraceletSettings | None,
+    stall_timeout: float,
+    progress: SyncProgress | None,
+) -> SyncResult:
+    meta = journal.meta()
+    if not _end_session(journal, meta):
+        why = f"it is still running (pid {meta.get('trainer_pid')}) and its own delivery process delivers it"
+        return _result(journal, run_id, "running", why)
+    if to:
+        if settings is None:
+            from tracelet_core.settings import load_settings
+
+            settings = load_settings()
+        add_backends(journal, to, settings)
+        meta = journal.meta()
+    wanted = to or list(meta.get("backends") or [])
+    if not wanted:
+        return _result(journal, run_id, "nothing", "the run has no trackers; send it to one with --to BACKEND")
+    waiting = undelivered(journal)
+    pending = [name for name in wanted if name in waiting]
+    if not pending:
+        return _result(journal, run_id, "nothing", "nothing to deliver")
+    for name, state in journal.deliveries().items():
+        if name in pending and state.state in ("unavailable", "gave_up"):
+            # A new attempt: the SDK may be installed now, the tracker back up.
+            journal.update_delivery(name, state="pending", error=None, failures=0)
+    options: dict[str, dict[str, Any]] = dict(meta.get("backend_options") or {})
+    service = DeliveryService(journal.path, backends=pending, options=options).start()
+    last_seq = journal.last_seq()
+    best = dict.fromkeys(pending, -1)
+    progressed = time.monotonic()
+    while not service.wait(POLL_INTERVAL):
+        states = journal.deliveries()
+        if progress is not None:
+            progress(run_id, {name: states[name] for name in pending}, last_seq)
+        for name in pending:
+            if states[name].acked_seq > best[name]:
+                best[name], progressed = states[name].acked_seq, time.monotonic()
+        if time.monotonic() - progressed > stall_timeout:
+            service.give_up()
+            service.wait(5.0)
+            break
+    if progress is not None:
+        states = journal.deliveries()
+        progress(run_id, {name: states[name] for name in pending}, last_seq)
+    left = {name: n for name, n in undelivered(journal).items() if name in pending}
+    if not left:
+        return _result(journal, run_id, "delivered", f"delivered to {', '.join(pending)}")
+    states = journal.deliveries()
+    why = "; ".join(
+        f"{name}: {n} left ({states[name].state}: {states[name].error or 'no error'})" for name, n in left.items()
+    )
+    return _result(journal, run_id, "incomplete", why)
+
+
+def _end_session(journal: Journal, meta: dict[str, Any]) -> bool:
+    """Journal the KILLED end of a session whose trainer is gone; False while the trainer still runs."""
+    start, finish = journal.last_event("start"), journal.last_event("finish")
+    if start is None or (finish is not None and finish.seq > start.seq):
+        return True
+    if trainer_alive(meta.get("trainer_pid"), meta.get("trainer_create_time"), meta.get("trainer_host")):
+        return False
+    journal.append([("finish", None, None, "KILLED", None, time.time())])
+    journal.set_meta(status="KILLED")
+    return True
+
+
+def _result(journal: Journal, run_id: str, outcome: Any, message: str) -> SyncResult:
+    status = str(journal.meta().get("status") or "RUNNING")
+    return SyncResult(run_id, outcome, message, read_report(journal, run_id, status))
