@@ -164,11 +164,20 @@ class Journal:
             row = db.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0)
 
-    def read(self, after: int, limit: int = 10_000) -> list[JournalEvent]:
-        """Events with ``seq > after``, in order, at most ``limit`` of them."""
+    def read(self, after: int, limit: int = 10_000, *, skip_metrics: bool = False) -> list[JournalEvent]:
+        """Events with ``seq > after``, in order, at most ``limit`` of them (metrics left out if asked)."""
         cursor = self._db.execute(
-            "SELECT seq, kind, key, num, text, step, ts FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit),
+            "SELECT seq, kind, key, num, text, step, ts FROM events WHERE seq > ? AND (? = 0 OR kind != 'metric') "
+            "ORDER BY seq LIMIT ?",
+            (after, int(skip_metrics), limit),
+        )
+        return [JournalEvent(*row) for row in cursor.fetchall()]
+
+    def metric_history(self, key: str) -> list[JournalEvent]:
+        """Every point of one metric, in the order it was logged."""
+        cursor = self._db.execute(
+            "SELECT seq, kind, key, num, text, step, ts FROM events WHERE kind = 'metric' AND key = ? ORDER BY seq",
+            (key,),
         )
         return [JournalEvent(*row) for row in cursor.fetchall()]
 

@@ -83,10 +83,10 @@ class RunContents:
     sessions: int = 0
 
 
-def _events(journal: Journal) -> Iterator[JournalEvent]:
+def _events(journal: Journal, skip_metrics: bool = False) -> Iterator[JournalEvent]:
     after = 0
     while True:
-        page = journal.read(after, _PAGE)
+        page = journal.read(after, _PAGE, skip_metrics=skip_metrics)
         if not page:
             return
         yield from page
@@ -170,11 +170,15 @@ def read_contents(path: Path, metric_keys: Collection[str] | None = None) -> Run
     """
     contents = RunContents()
     with Journal(path) as journal:
-        for event in _events(journal):
+        if metric_keys is not None:  # only some metrics: let SQLite pick them out
+            for key in metric_keys:
+                points = [MetricPoint(key, e.value, e.step, e.ts) for e in journal.metric_history(key)]
+                if points:
+                    contents.metrics[key] = points
+        for event in _events(journal, skip_metrics=metric_keys is not None):
             key = event.key or ""
             if event.kind == "metric":
-                if metric_keys is None or key in metric_keys:
-                    contents.metrics.setdefault(key, []).append(MetricPoint(key, event.value, event.step, event.ts))
+                contents.metrics.setdefault(key, []).append(MetricPoint(key, event.value, event.step, event.ts))
             elif event.kind == "param":
                 contents.params[key] = event.text or ""
             elif event.kind == "tag":
