@@ -1,4 +1,5 @@
-"""Read a W&B offline run file (``run-<id>.wandb``) back, for tests.
+"""Read a W&B offline run file (``run-<id>.wandb``) back, for tests: records from Tracelet's own
+reader (:mod:`tracelet_core.readers.wandb_offline`), folded into what the tests assert on.
 
 wandb 0.31 no longer ships a Python reader. The format: a 7-byte header (``:W&B``, magic 0xBEE1,
 version 0), then LevelDB-log framing in 32 KiB blocks: each chunk is CRC32 (of the type byte and
@@ -8,58 +9,15 @@ chunk header is zero padding. Each assembled payload is a ``wandb_internal_pb2.R
 
 from __future__ import annotations
 
-import json
 import math
-import struct
 import time
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wandb.proto import wandb_internal_pb2 as pb
 
-BLOCK = 32 * 1024
-CHUNK_HEADER = struct.Struct("<IHB")
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-def iter_records(path: str | Path) -> Iterator[pb.Record]:
-    """Every record of a ``.wandb`` file, in order, with each chunk's checksum verified."""
-    data = Path(path).read_bytes()
-    if len(data) < 7:  # not even the header yet
-        return
-    ident, magic, version = struct.unpack_from("<4sHB", data)
-    assert (ident, magic, version) == (b":W&B", 0xBEE1, 0), (ident, magic, version)
-    pos, parts = 7, b""
-    while pos + CHUNK_HEADER.size <= len(data):
-        left = BLOCK - pos % BLOCK
-        if left < CHUNK_HEADER.size:
-            pos += left
-            continue
-        crc, length, kind = CHUNK_HEADER.unpack_from(data, pos)
-        if kind == 0 and length == 0:  # zero padding at the end of a block or of the file
-            pos += left
-            continue
-        if pos + CHUNK_HEADER.size + length > len(data):  # still being written
-            return
-        chunk = data[pos + CHUNK_HEADER.size : pos + CHUNK_HEADER.size + length]
-        assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) == crc, f"bad checksum at offset {pos}"
-        pos += CHUNK_HEADER.size + length
-        parts = chunk if kind in (FULL, FIRST) else parts + chunk
-        if kind in (FULL, LAST):
-            record = pb.Record()
-            record.ParseFromString(parts)
-            yield record
-
-
-def _put(target: dict[str, Any], item: Any) -> None:
-    """Store a history/summary/config item; a media value arrives as several items with a nested key."""
-    path = [item.key] if item.key else list(item.nested_key)
-    for part in path[:-1]:
-        target = target.setdefault(part, {})
-    target[path[-1]] = json.loads(item.value_json)
+from tracelet_core.readers.wandb_offline import _put, iter_records
 
 
 @dataclass
@@ -95,7 +53,7 @@ def read_run(path: str | Path, timeout: float = 10.0) -> WandbRun:
     """
     deadline = time.monotonic() + timeout
     while True:
-        records = list(iter_records(path))
+        records = list(iter_records(Path(path)))
         if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
             break
         time.sleep(0.02)
