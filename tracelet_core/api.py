@@ -28,6 +28,7 @@ def start_logging(
     run_name: str | None = None,
     tags: dict[str, Any] | None = None,
     run_id: str | None = None,
+    native_ids: dict[str, str] | None = None,
     settings: TraceletSettings | None = None,
     journal_dir: str | Path | None = None,
     **options: Any,
@@ -43,6 +44,7 @@ def start_logging(
         run_name: display name of the run.
         tags: run tags.
         run_id: resume the run with this Tracelet id (or start a new run with this id).
+        native_ids: each tracker's run id to continue when the run's journal is not here.
         settings: a ready settings object; the other arguments override it.
         journal_dir: where the run's journal is kept.
         **options: any other :class:`TraceletSettings` field (``delivery="thread"``, ``system_metrics=False``...).
@@ -74,7 +76,7 @@ def start_logging(
         **options,
     )
     _install_excepthook()
-    run = Run(resolved, run_id=run_id).start()
+    run = Run(resolved, run_id=run_id, native_ids=native_ids).start()
     with _active_lock:
         _active = run
     return run

@@ -6,6 +6,7 @@ in one place. Messages say what was wrong, the offending value, and what to do.
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 
@@ -69,5 +70,10 @@ def warn_once(key: str, message: str) -> bool:
         if key in _seen:
             return False
         _seen.add(key)
-    warnings.warn(message, TraceletWarning, stacklevel=3)
+    try:
+        warnings.warn(message, TraceletWarning, stacklevel=3)
+    except Warning:
+        # Under `-W error` a warning becomes an exception; raised here it would crash training or
+        # stall a delivery worker. Tracking never does either: the message is logged instead.
+        logging.getLogger("tracelet").warning(message)
     return True

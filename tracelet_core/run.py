@@ -57,6 +57,8 @@ class Run:
         settings: the run's settings.
         run_id: an existing run's id to resume (its journal must be under ``settings.journal_dir``),
             or a new id to use; default: a new random id.
+        native_ids: each backend's own run id to continue when the journal is not here (e.g. read
+            from a checkpoint made on another machine); ignored for backends the journal knows.
 
     Example:
         >>> import tracelet_core, tempfile
@@ -67,7 +69,9 @@ class Run:
         'FINISHED'
     """
 
-    def __init__(self, settings: TraceletSettings, run_id: str | None = None) -> None:
+    def __init__(
+        self, settings: TraceletSettings, run_id: str | None = None, native_ids: Mapping[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.id = run_id or uuid.uuid4().hex
         self.experiment = settings.experiment
@@ -85,6 +89,7 @@ class Run:
         self._report: DeliveryReport | None = None
         self._finish_lock = threading.Lock()
         self.backends: list[str] = []
+        self._native_ids = dict(native_ids or {})
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -112,6 +117,10 @@ class Run:
                 **({} if self.resumed else {"created": now}),
             )
             journal.register_backends(self.backends)
+            known = journal.deliveries()
+            for backend, native_id in self._native_ids.items():
+                if backend in known and not known[backend].native_id:
+                    journal.update_delivery(backend, native_id=native_id)  # continue a run whose journal was lost
             # Journaled before delivery starts, so a delivery worker never mistakes the previous
             # session's end for the end of this one.
             journal.append([("start", None, None, json.dumps(self._start_payload(now)), None, now)])
@@ -200,10 +209,15 @@ class Run:
                 values[key] = value.detach()  # no sync here; converted on the writer thread
         queue.put(("metrics", values, step, time.time() if timestamp is None else timestamp))
 
-    def log_params(self, params: Mapping[str, Any] | Any) -> None:
+    def log_params(self, params: Mapping[str, Any] | Any, *, config: bool = True) -> None:
         """Record hyperparameters: flattened with ``/`` as params, and whole as ``tracelet/config.yaml``.
 
         Accepts a mapping, an ``argparse.Namespace`` or a dataclass, nested to any depth.
+
+        Args:
+            params: the hyperparameters.
+            config: also merge them into ``tracelet/config.yaml``; False for params that describe the
+                run rather than configure it (a model's parameter count).
         """
         queue = self._queue
         if queue is None:
@@ -214,6 +228,8 @@ class Run:
             raise TypeError(f"log_params needs a mapping, Namespace or dataclass; got {type(params).__name__}")
         now = time.time()
         queue.put(("params", flatten_params(plain), now))
+        if not config:
+            return
         self._config = _merge(self._config, plain)
         queue.put(("config", self._config, self.run_dir / "files" / "config.yaml", now))
 
@@ -252,10 +268,10 @@ class Run:
         try:
             staged.parent.mkdir(parents=True)
             os.link(source, staged)
-            kept = str(staged)
-        except OSError:
-            kept = str(source.resolve())
-        queue.put(("artifact", target_name, kept, dict(metadata or {}), time.time()))
+            copy_from = None
+        except OSError:  # another file system: the writer thread copies it, off the training thread
+            copy_from = str(source.resolve())
+        queue.put(("artifact", target_name, str(staged), dict(metadata or {}), time.time(), copy_from))
 
     def log_image(self, key: str, image: Any, step: int | None = None, timestamp: float | None = None) -> None:
         """Record an image: a path, PIL image, numpy array / tensor (HW, HWC or CHW), matplotlib figure,
@@ -269,6 +285,28 @@ class Run:
     def log_text(self, key: str, text: str, step: int | None = None, timestamp: float | None = None) -> None:
         """Record a piece of text at ``step``."""
         self._log_media("text", key, text, step, timestamp)
+
+    def flush(self) -> None:
+        """Write everything logged so far to the journal now (blocks for one small transaction).
+
+        Normally the writer thread does this every ``flush_interval``; call it before something that
+        may kill the process at once (a preemption handler, a checkpoint right before a risky step).
+        """
+        if self._writer is not None and self._queue is not None:
+            self._writer.flush()
+
+    def restart_collectors(self, **overrides: Any) -> None:
+        """Restart the periodic collectors with changed settings (``system_metrics``,
+        ``system_metrics_interval``...); git and environment, which run once, are not run again."""
+        if self._queue is None:
+            return
+        from tracelet_core.collectors import start_collectors
+        from tracelet_core.settings import load_settings
+
+        if self._collectors is not None:
+            self._collectors.stop()
+        settings = load_settings(self.settings, git=False, environment=False, **overrides)
+        self._collectors = start_collectors(self, settings)
 
     # -- state ----------------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
-"""Tracelet for PyTorch Lightning: ``Trainer(logger=TraceletLogger())``."""
+"""Tracelet for PyTorch Lightning: ``TraceletLogger`` and ``TraceletCallback``."""
 
+from tracelet_lightning.callback import TraceletCallback
+from tracelet_lightning.checkpoints import checkpoint_run_id
 from tracelet_lightning.logger import TraceletLogger
 
-__all__ = ["TraceletLogger"]
+__all__ = ["TraceletCallback", "TraceletLogger", "checkpoint_run_id"]

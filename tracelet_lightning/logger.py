@@ -7,11 +7,14 @@ the rest (journal, delivery to the trackers, collectors). Every write is an enqu
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
+import weakref
 from argparse import Namespace
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lightning.fabric.utilities.logger import _add_prefix
 from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
@@ -19,13 +22,23 @@ from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
 import tracelet_core
+from tracelet_core.errors import warn_once
 from tracelet_core.pipeline.report import DeliveryReport
 from tracelet_core.run import Run, run_directory
 from tracelet_core.settings import TraceletSettings, load_settings
+from tracelet_lightning.checkpoints import CheckpointUploader
+
+if TYPE_CHECKING:
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch import Tensor
+    from torch.nn import Module
 
 __all__ = ["TraceletLogger"]
 
 _STATUS = {"success": "FINISHED", "failed": "FAILED", "finished": "KILLED"}
+# Hyperparameters LightningCLI adds for its own bookkeeping; `_instantiator` also tells a CLI run apart.
+_CLI_HPARAMS = ("_instantiator", "_class_path")
 
 
 class TraceletLogger(Logger):
@@ -33,6 +46,11 @@ class TraceletLogger(Logger):
 
     Arguments left as ``None`` come from ``TRACELET_*`` environment variables, a ``.env`` file or
     Tracelet's defaults (MLflow when it is installed, else the local journal alone).
+
+    Under LightningCLI the whole resolved configuration is recorded (flattened as params, whole as
+    ``tracelet/config.yaml``) instead of the module's hyperparameters, and the ``config.yaml`` that
+    Lightning's ``SaveConfigCallback`` writes into ``save_dir`` is moved into the run's own
+    directory (``log_dir``), so the next run in the same directory does not trip over it.
 
     Args:
         experiment: experiment (MLflow) / project (W&B, ClearML, Aim) name.
@@ -74,7 +92,7 @@ class TraceletLogger(Logger):
         system_metrics_interval: float | None = None,
     ) -> None:
         super().__init__()
-        self._settings: TraceletSettings = load_settings(
+        settings = load_settings(
             experiment=experiment,
             run_name=run_name,
             backends=backends,
@@ -85,11 +103,29 @@ class TraceletLogger(Logger):
             system_metrics=system_metrics,
             system_metrics_interval=system_metrics_interval,
         )
+        self._configure(settings, run_id, prefix)
+
+    @classmethod
+    def _from_settings(cls, settings: TraceletSettings, run_id: str | None = None) -> TraceletLogger:
+        """A logger for already-validated settings (what ``TraceletCallback`` adds to a Trainer)."""
+        logger = cls.__new__(cls)
+        Logger.__init__(logger)
+        logger._configure(settings, run_id, "")
+        return logger
+
+    def _configure(self, settings: TraceletSettings, run_id: str | None, prefix: str) -> None:
+        self._settings = settings
         self._run_id = run_id or uuid.uuid4().hex
         self._prefix = prefix
         self._run: Run | None = None
         self._last_epoch: Any = None
+        self._last_step: int | None = None
         self._report: DeliveryReport | None = None
+        self._native_ids: dict[str, str] = {}
+        self._checkpoints = CheckpointUploader(settings.log_checkpoints)
+        self._trainer_ref: weakref.ReferenceType[Trainer] | None = None
+        self._pending_hparams: dict[str, Any] | None = None
+        self._cli_config_logged = False
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -136,7 +172,9 @@ class TraceletLogger(Logger):
         ``test`` with one logger makes one run.
         """
         if self._run is None:
-            self._run = tracelet_core.start_logging(settings=self._settings, run_id=self._run_id)
+            self._run = tracelet_core.start_logging(
+                settings=self._settings, run_id=self._run_id, native_ids=self._native_ids or None
+            )
         return self._run
 
     # -- hooks ----------------------------------------------------------------------------------
@@ -148,13 +186,38 @@ class TraceletLogger(Logger):
         ``tracelet/config.yaml``."""
         if isinstance(params, Namespace):
             params = vars(params)
+        if isinstance(params, Mapping):
+            from_cli = "_instantiator" in params
+            params = {k: v for k, v in params.items() if k not in _CLI_HPARAMS}
+            if from_cli:
+                # LightningCLI: the whole config, which holds these, comes with log_graph right after.
+                if not self._cli_config_logged:
+                    self._pending_hparams = params
+                return
         self.experiment.log_params(params)
+
+    @override
+    @rank_zero_only
+    def log_graph(self, model: Module, input_array: Tensor | None = None) -> None:
+        """Called by Lightning once per stage, right after ``log_hyperparams``: records the LightningCLI
+        configuration when there is one (no graph is recorded)."""
+        trainer = _trainer_of(model)
+        if trainer is not None:
+            self.attach_trainer(trainer)
+            if not self._cli_config_logged and (config := _cli_config(trainer)) is not None:
+                self.experiment.log_params(config)
+                self._cli_config_logged = True
+                self._pending_hparams = None
+                self._adopt_saved_config(trainer)
+        self._flush_pending_hparams()
 
     @override
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record metrics at Lightning's global step; ``epoch`` is recorded once per change."""
         run = self._run if self._run is not None else self.experiment
+        if self._pending_hparams is not None:
+            self._flush_pending_hparams()
         if "epoch" in metrics:
             epoch = metrics["epoch"]
             if epoch == self._last_epoch:
@@ -163,6 +226,7 @@ class TraceletLogger(Logger):
                 self._last_epoch = epoch
         if self._prefix:
             metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
+        self._last_step = step
         run.log_metrics(metrics, step=step)
 
     @override
@@ -171,12 +235,31 @@ class TraceletLogger(Logger):
 
     @override
     @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+        """Hand the checkpoint just written to the run, per ``log_checkpoints`` (the upload happens later,
+        in the delivery process); see :mod:`tracelet_lightning.checkpoints` for names and metadata."""
+        if self._settings.log_checkpoints == "none":
+            return
+        trainer = self._trainer_ref() if self._trainer_ref is not None else None
+        epoch = int(self._last_epoch) if self._last_epoch is not None else None
+        self._checkpoints(self.experiment, checkpoint_callback, trainer, (epoch, self._last_step))
+
+    @override
+    @rank_zero_only
     def finalize(self, status: str) -> None:
         """End the run: ``success`` → FINISHED, ``failed`` → FAILED, ``finished`` (requeue) → KILLED."""
+        if self._pending_hparams is not None:
+            self._flush_pending_hparams()
         if self._run is None:
             return
         run, self._run = self._run, None
         self._report = run.finish(_STATUS.get(status, "FINISHED"))  # type: ignore[arg-type]
+
+    def attach_trainer(self, trainer: Trainer) -> None:
+        """Remember the Trainer (weakly) for checkpoint names; called by Lightning's hooks and ``TraceletCallback``."""
+        if self._trainer_ref is None or self._trainer_ref() is not trainer:
+            self._trainer_ref = weakref.ref(trainer)
+            self._checkpoints.configure(trainer)
 
     # -- media, for LightningModules through self.logger -----------------------------------------
 
@@ -204,9 +287,72 @@ class TraceletLogger(Logger):
 
             plt.close(figure)
 
+    # -- internals ------------------------------------------------------------------------------
+
+    def _flush_pending_hparams(self) -> None:
+        pending, self._pending_hparams = self._pending_hparams, None
+        if pending:
+            self.experiment.log_params(pending)
+
+    def _adopt_saved_config(self, trainer: Trainer) -> None:
+        """Move the file SaveConfigCallback wrote into ``save_dir`` (shared by every run) to ``log_dir``.
+
+        Lightning writes it to ``trainer.log_dir``, which is the first logger's ``save_dir`` for
+        loggers other than TensorBoard and CSV, and refuses to start when it already exists.
+        """
+        if not trainer.loggers or trainer.loggers[0] is not self:
+            return
+        callback = _save_config_callback(trainer)
+        if callback is None or not getattr(callback, "save_to_log_dir", False):
+            return
+        filename = str(getattr(callback, "config_filename", "config.yaml"))
+        source, target = Path(self.save_dir) / filename, Path(self.log_dir) / filename
+        if source.is_file() and source != target:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+            except OSError as exc:
+                warn_once("cli-config-move", f"Tracelet could not move {source} into the run directory: {exc}")
+
     # -- pickling for spawn ---------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_run"] = None  # live threads and handles stay in the process that made them
+        state["_trainer_ref"] = None
         return state
+
+
+def _trainer_of(model: Any) -> Trainer | None:
+    """The Trainer a LightningModule is attached to, or None."""
+    try:
+        trainer = model.trainer
+    except (AttributeError, RuntimeError):  # not a LightningModule, or not attached
+        return None
+    from lightning.pytorch import Trainer
+
+    return trainer if isinstance(trainer, Trainer) else None
+
+
+def _save_config_callback(trainer: Trainer) -> Any:
+    # Only a LightningCLI run has one; the CLI module is not imported otherwise (it needs jsonargparse).
+    cli = sys.modules.get("lightning.pytorch.cli")
+    if cli is None:
+        return None
+    callbacks: list[Any] = getattr(trainer, "callbacks", [])
+    return next((cb for cb in callbacks if isinstance(cb, cli.SaveConfigCallback)), None)
+
+
+def _cli_config(trainer: Trainer) -> dict[str, Any] | None:
+    """The resolved LightningCLI configuration of this run, as plain data, or None outside the CLI."""
+    callback = _save_config_callback(trainer)
+    if callback is None:
+        return None
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(callback.parser.dump(callback.config, skip_none=False))
+    except Exception as exc:  # the config is a nice-to-have; never stop training for it
+        warn_once("cli-config", f"Tracelet could not record the LightningCLI configuration: {exc}")
+        return None
+    return loaded if isinstance(loaded, dict) else None

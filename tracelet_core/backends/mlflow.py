@@ -82,11 +82,11 @@ class MlflowBackend(Backend):
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.options.get("tracking_uri"))
-        if native_id:
-            existing = client.get_run(native_id)
+        existing = self._existing_run(client, native_id) if native_id else None
+        if existing is not None:
             self._params = dict(existing.data.params)
-            client.update_run(native_id, status="RUNNING")
-            self._run_id = native_id
+            client.update_run(existing.info.run_id, status="RUNNING")
+            self._run_id = existing.info.run_id
         else:
             experiment = client.get_experiment_by_name(run.experiment)
             experiment_id = (
@@ -102,6 +102,22 @@ class MlflowBackend(Backend):
             self._run_id = created.info.run_id
         self._client = client
         return self._run_id
+
+    def _existing_run(self, client: MlflowClient, native_id: str) -> Any:
+        """The run to continue, or None (with a warning) when this store does not have it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client.get_run(native_id)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        warn_once(
+            f"mlflow-missing-run:{native_id}",
+            f"MLflow run {native_id} is not in {client.tracking_uri} (another store, or deleted); "
+            "Tracelet continues the run in a new MLflow run.",
+        )
+        return None
 
     def write(self, batch: Batch) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -130,7 +146,12 @@ class MlflowBackend(Backend):
         with staged_copy(artifact.path, name.name) as staged:
             client.log_artifact(self._run_id, str(staged), artifact_path=directory)
         if artifact.metadata:
-            tags = {f"tracelet.artifact.{artifact.name}.{k}": str(v) for k, v in artifact.metadata.items()}
+            # Tracelet's own keys: made valid quietly (a checkpoint name has "="), lists joined.
+            prefix = "tracelet.artifact." + _path_safe(_INVALID_KEY.sub("_", artifact.name))
+            tags = {
+                f"{prefix}.{_INVALID_KEY.sub('_', str(k))}": ",".join(map(str, v)) if isinstance(v, list) else str(v)
+                for k, v in artifact.metadata.items()
+            }
             self.write(Batch(tags=tags))
 
     def log_media(self, item: MediaItem) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from tracelet_core.backends import load_backend_class
 from tracelet_core.backends.base import Backend
-from tracelet_core.errors import BackendUnavailableError, ConfigurationError
+from tracelet_core.errors import BackendUnavailableError, ConfigurationError, warn_once
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
 from tracelet_core.pipeline.journal import Journal, JournalEvent
 
@@ -166,6 +166,12 @@ class BackendWorker(threading.Thread):
             backend.write(_batch(unit.events))
         elif unit.kind == "artifact":
             payload = event.payload()
+            if not Path(payload["path"]).is_file():  # retrying cannot bring it back
+                warn_once(
+                    f"artifact-gone:{payload['path']}",
+                    f"The file for artifact {event.key!r} is gone ({payload['path']}); it is not uploaded.",
+                )
+                return
             backend.log_artifact(ArtifactRef(payload["path"], event.key or "", payload.get("metadata") or {}))
         elif unit.kind == "media":
             payload = event.payload()

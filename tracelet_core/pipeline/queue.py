@@ -9,7 +9,8 @@ Queue items are tuples whose first element is the kind:
 
 * ``("metrics", {key: value}, step, ts)``
 * ``("params", {flat_key: str}, ts)`` and ``("tags", {key: str}, ts)``
-* ``("artifact", name, path, metadata, ts)``
+* ``("artifact", name, staged_path, metadata, ts, copy_from)``: ``copy_from`` is set when the file
+  could not be hard-linked into the run directory and must be copied there first
 * ``("config", merged_hyperparameters, yaml_path, ts)``: written as ``tracelet/config.yaml``
 * ``("media", kind, key, obj, step, ts)``
 * ``("finish", status, ts)`` (the ``start`` event is journaled directly by the run, before delivery starts)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from collections import deque
 from pathlib import Path
@@ -195,7 +197,9 @@ class JournalWriter(threading.Thread):
             _, values, ts = item
             return [(kind[:-1], str(key), None, str(value), None, ts) for key, value in values.items()]
         if kind == "artifact":
-            _, name, path, metadata, ts = item
+            _, name, path, metadata, ts, copy_from = item
+            if copy_from is not None:
+                shutil.copy2(copy_from, path)  # a file gone meanwhile: warned once by flush(), skipped
             return [
                 (
                     "artifact",
