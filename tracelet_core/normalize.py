@@ -191,8 +191,8 @@ def truncate(text: str, limit: int | None) -> str:
     """Shorten ``text`` to at most ``limit`` characters, ending with a marker that says so.
 
     Example:
-        >>> truncate("x" * 100, 50)[-40:]
-        'xxxxxxxxxxx...[truncated by Tracelet: 100 chars]'
+        >>> truncate("x" * 100, 50)
+        'xxxxxxxxxxxxx...[truncated by Tracelet: 100 chars]'
         >>> len(truncate("x" * 100, 50))
         50
     """

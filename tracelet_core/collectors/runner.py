@@ -61,6 +61,7 @@ class CollectorSet:
 
     Example:
         >>> import tempfile
+        >>> from tracelet_core.collectors import RecordingSink
         >>> class Tagger(Collector):
         ...     def collect(self):
         ...         return Collected(tags={"who": "doctest"})
