@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from tracelet_core.backends import load_backend_class
+from tracelet_core.backends import load_backend_class, registered_paths
 from tracelet_core.errors import BackendUnavailableError, warn_once
 from tracelet_core.events import TERMINAL_STATUSES, RunStatus
 from tracelet_core.normalize import flatten_params, to_plain
@@ -108,6 +108,7 @@ class Run:
                 run_name=self.name,
                 backends=sorted(set(journal.meta().get("backends", [])) | set(self.backends)),
                 backend_options={name: self.settings.backend_options(name) for name in self.backends},
+                backend_paths=registered_paths(self.backends),
                 trainer_pid=os.getpid(),
                 trainer_create_time=psutil.Process().create_time(),
                 trainer_host=socket.gethostname(),

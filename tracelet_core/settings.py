@@ -140,7 +140,9 @@ class TraceletSettings(BaseSettings):
         description="Trackers to send the run to, e.g. mlflow,wandb,clearml,aim. "
         "Unset: mlflow if it is installed, else the journal alone.",
     )
-    experiment: str = Field("tracelet", description="Experiment (MLflow), project (W&B, ClearML) name.")
+    experiment: str = Field(
+        "tracelet", description="Experiment (MLflow, Aim) or project (W&B, ClearML) name the run goes under."
+    )
     run_name: str | None = Field(None, description="Name of the run. Unset: each tracker's own naming.")
     tags: TagMap = Field(default_factory=dict, description="Tags for the run, as k=v,k2=v2 or a JSON object.")
     system_metrics: bool = Field(True, description="Record CPU, memory, disk, network and GPU load.")
@@ -149,12 +151,17 @@ class TraceletSettings(BaseSettings):
     environment: bool = Field(True, description="Record Python, platform, packages and filtered env vars.")
     env_include: CommaList = Field(
         default_factory=list,
-        description="Glob patterns of environment variables to record (secret-looking names always masked).",
+        description="Glob patterns of environment variables to record (secret-looking names always masked). "
+        "Empty: a built-in list (CUDA_*, NCCL_*, TORCH_*, OMP_*, SLURM_*, RANK, WORLD_SIZE...).",
     )
     env_exclude: CommaList = Field(
         default_factory=list, description="Glob patterns of environment variables never to record."
     )
-    log_checkpoints: CheckpointPolicy = Field("best", description="Which Lightning checkpoints to upload.")
+    log_checkpoints: CheckpointPolicy = Field(
+        "best",
+        description="Which Lightning checkpoints to upload: none; last (the newest); best (each new best of "
+        "every ModelCheckpoint); all (every file ModelCheckpoint saves).",
+    )
     journal_dir: Path = Field(Path(".tracelet"), description="Where the runs' journals are kept.")
     delivery: DeliveryMode = Field(
         "process",

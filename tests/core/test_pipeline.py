@@ -194,3 +194,16 @@ def test_logging_from_many_threads() -> None:
     recorded = InMemoryBackend.runs[f"memory-{run.id}"]
     for i in range(4):
         assert [s for s, _ in recorded.history(f"t{i}")] == list(range(200))
+
+
+def test_a_backend_registered_by_name_is_delivered_by_the_delivery_process(isolated: Path) -> None:
+    """register_backend() runs in the training process only; the journal tells the delivery process the class."""
+    from tracelet_core import register_backend
+
+    register_backend("jsonl-for-test", "tests.support.jsonl_backend:JsonLinesBackend")
+    run = tracelet_core.start_logging("registered", backends=["jsonl-for-test"], finish_timeout=60)
+    run.log_metric("x", 1.5, step=3)
+    report = run.finish()
+    assert report.complete, report.summary()
+    lines = (isolated / "jsonl-for-test.jsonl").read_text().splitlines()
+    assert any('"x"' in line and "1.5" in line for line in lines)

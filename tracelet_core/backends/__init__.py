@@ -22,6 +22,7 @@ __all__ = [
     "is_import_path",
     "load_backend_class",
     "register_backend",
+    "registered_paths",
 ]
 
 _BUILTIN: dict[str, str] = {
@@ -69,6 +70,15 @@ def register_backend(name: str, backend: type[Backend] | str) -> None:
             "Move it into a module, or register it through the 'tracelet.backends' entry point."
         )
     _registered[name] = path
+
+
+def registered_paths(names: list[str]) -> dict[str, str]:
+    """Import paths of the names registered in this process with :func:`register_backend`.
+
+    The run records them in its journal, so that the delivery process, where the registration never
+    ran, loads the same classes.
+    """
+    return {name: _registered[name] for name in names if name in _registered}
 
 
 def load_backend_class(name: str) -> type[Backend]:

@@ -90,6 +90,7 @@ class SystemCollector(Collector):
         self._disk_start = self._read("disk_io", psutil.disk_io_counters)
         self._net_start = self._read("net_io", psutil.net_io_counters)
         self._window = MeanWindow()
+        self._reported = False
 
     def sample(self) -> None:
         memory = psutil.virtual_memory()
@@ -103,8 +104,10 @@ class SystemCollector(Collector):
 
     def collect(self) -> Collected | None:
         if not len(self._window):
-            # Nothing was sampled since the last report (the run stopped right after one).
-            return None
+            if self._reported:
+                return None  # nothing was sampled since the last report (the run stopped right after one)
+            self.sample()  # a run shorter than one sampling period still gets its point
+        self._reported = True
         metrics = self._window.take()
         cpu_times = psutil.cpu_times()
         busy_before, total_before = _cpu_busy_and_total(self._cpu_times)

@@ -83,6 +83,7 @@ class BackendWorker(threading.Thread):
         options: the backend's options section.
         give_up: set to make the worker stop retrying and leave what is left in the journal.
         max_backoff: longest pause between two attempts, in seconds.
+        backend_path: ``module:Class`` of a backend registered by name in the training process.
     """
 
     def __init__(
@@ -92,9 +93,11 @@ class BackendWorker(threading.Thread):
         options: dict[str, Any],
         give_up: threading.Event,
         max_backoff: float = 30.0,
+        backend_path: str | None = None,
     ) -> None:
         super().__init__(name=f"tracelet-delivery-{backend_name}", daemon=True)
         self.backend_name = backend_name
+        self._backend_path = backend_path or backend_name
         self._journal_path = journal_path
         self._options = options
         self._give_up = give_up
@@ -120,7 +123,7 @@ class BackendWorker(threading.Thread):
             return
         acked, native_id = state.acked_seq, state.native_id
         try:
-            backend_cls = load_backend_class(self.backend_name)
+            backend_cls = load_backend_class(self._backend_path)
             backend_cls.check_available()
         except (BackendUnavailableError, ConfigurationError) as exc:
             log.error("%s: %s", self.backend_name, exc)
@@ -268,8 +271,11 @@ class DeliveryService:
         all_options = options if options is not None else meta.get("backend_options", {})
         self.give_up_event = threading.Event()
         backoff = max_backoff if max_backoff is not None else float(meta.get("max_retry_backoff", 30.0))
+        paths = dict(meta.get("backend_paths") or {})
         self.workers = [
-            BackendWorker(name, self.journal_path, dict(all_options.get(name, {})), self.give_up_event, backoff)
+            BackendWorker(
+                name, self.journal_path, dict(all_options.get(name, {})), self.give_up_event, backoff, paths.get(name)
+            )
             for name in self.backends
         ]
 
