@@ -16,7 +16,7 @@ from click.testing import Result
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from tracelet_core import errors
+from tests.support.wandb_env import offline_wandb
 from tracelet_core.events import ArtifactRef, Batch, MetricPoint, RunInfo
 
 T0 = 1_700_000_000.0
@@ -133,26 +133,8 @@ def test_dry_run_and_experiment_filter(mlflow_uri: str, tmp_path: Path, cli: Cal
 @pytest.fixture
 def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """W&B in offline mode, writing only under tmp_path; returns WANDB_DIR."""
-    import wandb
-
-    home = tmp_path / "home"
-    for name, path in {
-        "HOME": home,
-        "XDG_CACHE_HOME": home / ".cache",
-        "XDG_CONFIG_HOME": home / ".config",
-        "XDG_DATA_HOME": home / ".local" / "share",
-        "WANDB_DIR": tmp_path / "wandb-dir",
-        "WANDB_CACHE_DIR": home / "wandb-cache",
-        "WANDB_CONFIG_DIR": home / "wandb-config",
-        "WANDB_DATA_DIR": home / "wandb-data",
-        "WANDB_ARTIFACT_DIR": home / "wandb-artifacts",
-    }.items():
-        path.mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv(name, str(path))
-    monkeypatch.setattr(errors, "_seen", set())
-    wandb.teardown()
-    yield tmp_path / "wandb-dir"
-    wandb.teardown()
+    with offline_wandb(tmp_path, monkeypatch) as wandb_dir:
+        yield wandb_dir
 
 
 def _log_sample(backend: Any, tmp_path: Path) -> None:

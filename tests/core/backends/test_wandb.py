@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracelet_core import errors
 from tracelet_core.backends import load_backend_class
 from tracelet_core.backends.wandb import (
     GLOBAL_STEP,
@@ -32,6 +30,7 @@ from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, Run
 
 wandb = pytest.importorskip("wandb")
 
+from tests.support.wandb_env import offline_wandb  # noqa: E402
 from tests.support.wandb_reader import WandbRun, read_run, run_file, same_value  # noqa: E402
 
 T0 = 1_790_000_000.0  # when points were "logged": far from the delivery time, to tell which one W&B keeps
@@ -40,29 +39,8 @@ T0 = 1_790_000_000.0  # when points were "logged": far from the delivery time, t
 @pytest.fixture(autouse=True)
 def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Offline wandb writing only under tmp_path, a fresh wandb singleton and fresh warn-once state."""
-    for name in [n for n in os.environ if n.startswith("WANDB_")]:
-        monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    dirs = {
-        "HOME": home,
-        "XDG_CACHE_HOME": home / ".cache",
-        "XDG_CONFIG_HOME": home / ".config",
-        "XDG_DATA_HOME": home / ".local" / "share",
-        "WANDB_DIR": tmp_path / "wandb-dir",
-        "WANDB_CACHE_DIR": home / "wandb-cache",
-        "WANDB_CONFIG_DIR": home / "wandb-config",
-        "WANDB_DATA_DIR": home / "wandb-data",
-        "WANDB_ARTIFACT_DIR": home / "wandb-artifacts",
-    }
-    for name, path in dirs.items():
-        path.mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv(name, str(path))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setattr(errors, "_seen", set())
-    wandb.teardown()  # wandb keeps settings read from the environment in a per-process singleton
-    yield tmp_path
-    wandb.teardown()
+    with offline_wandb(tmp_path, monkeypatch):
+        yield tmp_path
 
 
 def run_info(tmp_path: Path, **changes: Any) -> RunInfo:
