@@ -167,21 +167,26 @@ class AimBackend(Backend):
         from aim.sdk.errors import MissingRunError
 
         repo = self.options.get("repo") or None
+        options: dict[str, Any] = {
+            "repo": repo,
+            "experiment": run.experiment,
+            "system_tracking_interval": None,  # Tracelet's collectors measure the system
+            "log_system_params": False,  # would record every env var, and needs pkg_resources
+            "capture_terminal_logs": False,
+        }
         try:
-            aim_run = aim.Run(
-                native_id,
-                repo=repo,
-                experiment=run.experiment,
-                system_tracking_interval=None,  # Tracelet's collectors measure the system
-                log_system_params=False,  # would record every env var, and needs pkg_resources
-                capture_terminal_logs=False,
+            aim_run = aim.Run(native_id, **options)
+        except MissingRunError:
+            # Retrying cannot make the run appear (deleted, another repository, a checkpoint from
+            # another machine): go on in a new run rather than hold the delivery forever.
+            warn_once(
+                f"aim-missing-run:{native_id}",
+                f"Aim run {native_id!r} is not in the Aim repository {repo or '(default)'!r} (deleted, or "
+                "another repository); Tracelet continues the run in a new Aim run. Point TRACELET_AIM__REPO "
+                "at the repository that holds it to continue that one.",
             )
-        except MissingRunError as exc:
-            raise BackendError(
-                f"Aim run {native_id!r} is not in the Aim repository {repo or '(default)'!r}: it was "
-                "deleted, or the repository moved. Point TRACELET_AIM__REPO at the repository that "
-                "holds it."
-            ) from exc
+            native_id = None
+            aim_run = aim.Run(None, **options)
         self._run, self._resumed = aim_run, native_id is not None
         stored = aim_run.get("tracelet") or {}
         self._tags = dict(stored.get("tags") or {})

@@ -295,8 +295,15 @@ def test_errors(repo: str, tmp_path: Path) -> None:
     backend = AimBackend({"repo": repo})
     with pytest.raises(BackendError, match="before open"):
         backend.write(Batch(params={"a": "1"}))
-    with pytest.raises(BackendError, match="not in the Aim repository"):
-        backend.open(info(tmp_path), "0123456789abcdef01234567")
+
+
+def test_a_run_missing_from_the_repo_continues_in_a_new_run(repo: str, tmp_path: Path) -> None:
+    """Retrying cannot bring back a deleted run: delivery goes on in a new run, with one warning."""
+    backend = AimBackend({"repo": repo})
+    with pytest.warns(TraceletWarning, match="not in the Aim repository"):
+        new_hash = backend.open(info(tmp_path), "0123456789abcdef01234567")
+    assert new_hash != "0123456789abcdef01234567"
+    backend.close("FINISHED")
 
 
 def test_default_repo_is_created_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
