@@ -192,6 +192,9 @@ class ClearMLBackend(Backend):
         offline = self.options.get("offline")
         self._offline = _offline_from_env() if offline is None else bool(offline)
         _prepare_sdk(Task)
+        # Offline mode is process-wide in ClearML: a failed open must not leave it switched, or the
+        # reporter of another task in this process starts sending to a server that is not there.
+        was_offline = Task.is_offline()
         try:
             Task.set_offline(self._offline)
             resume_id = self._resumable(native_id)
@@ -207,6 +210,7 @@ class ClearMLBackend(Backend):
                 auto_connect_streams=False,
             )
         except MissingConfigError as exc:
+            Task.set_offline(was_offline)
             raise BackendError(
                 f"ClearML has no server configured ({exc}). Run `clearml-init`, set CLEARML_API_HOST and "
                 "credentials, or record offline with TRACELET_CLEARML__OFFLINE=true."

@@ -14,6 +14,7 @@ ends when training ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -138,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m tracelet_core.pipeline JOURNAL", file=sys.stderr)
         return 2
     journal_path = Path(args[0])
+    # Delivery is never urgent; training is. On a machine whose cores the trainer keeps busy, the
+    # scheduler serves the trainer first and delivers in the gaps (what is journaled waits safely).
+    with contextlib.suppress(OSError):
+        os.nice(10)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
