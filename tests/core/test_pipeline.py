@@ -196,10 +196,13 @@ def test_logging_from_many_threads() -> None:
         assert [s for s, _ in recorded.history(f"t{i}")] == list(range(200))
 
 
-def test_a_backend_registered_by_name_is_delivered_by_the_delivery_process(isolated: Path) -> None:
+def test_a_backend_registered_by_name_is_delivered_by_the_delivery_process(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """register_backend() runs in the training process only; the journal tells the delivery process the class."""
-    from tracelet_core import register_backend
+    from tracelet_core import backends, register_backend
 
+    monkeypatch.setattr(backends, "_registered", {})  # the registration ends with this test
     register_backend("jsonl-for-test", "tests.support.jsonl_backend:JsonLinesBackend")
     run = tracelet_core.start_logging("registered", backends=["jsonl-for-test"], finish_timeout=60)
     run.log_metric("x", 1.5, step=3)
