@@ -7,6 +7,7 @@ also run under LightningCLI and in the subprocess scripts (DDP, resume).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning.pytorch as pl
@@ -154,6 +155,16 @@ class Spy(pl.loggers.Logger):
     def points(self, key: str) -> list[tuple[int, float]]:
         """``[(step, value), ...]`` of one key, in step order."""
         return sorted((int(step or 0), float(m[key])) for step, m in self.calls if key in m)
+
+
+class Pause(pl.Callback):
+    """Makes every training epoch last at least ``seconds``, for tests that need wall time to pass (collectors)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        time.sleep(self.seconds)
 
 
 def trainer_kwargs(**overrides: Any) -> dict[str, Any]:

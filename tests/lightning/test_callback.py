@@ -11,7 +11,7 @@ import pytest
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 
-from tests.lightning.models import TinyData, TinyModel, artifact_paths, history, only_run, trainer_kwargs
+from tests.lightning.models import Pause, TinyData, TinyModel, artifact_paths, history, only_run, trainer_kwargs
 from tracelet_core.errors import TraceletWarning
 from tracelet_lightning import TraceletCallback, TraceletLogger
 
@@ -124,7 +124,8 @@ def test_system_metrics_follow_the_callbacks_interval(mlflow_uri: str) -> None:
     callback = TraceletCallback(
         backends=["mlflow"], delivery="thread", system_metrics=True, system_metrics_interval=0.1
     )
-    trainer = pl.Trainer(**trainer_kwargs(logger=False, callbacks=[callback], max_epochs=3))
+    # 3 epochs of at least 0.2 s: several samples at 0.1 s however fast the machine trains.
+    trainer = pl.Trainer(**trainer_kwargs(logger=False, callbacks=[callback, Pause(0.2)], max_epochs=3))
     trainer.fit(TinyModel(), TinyData())
 
     assert callback.logger is not None and callback.logger.settings.system_metrics_interval == 0.1
@@ -135,7 +136,7 @@ def test_system_metrics_follow_the_callbacks_interval(mlflow_uri: str) -> None:
 def test_the_callbacks_system_metrics_options_apply_to_the_loggers_run(mlflow_uri: str) -> None:
     logger = TraceletLogger(backends=["mlflow"], delivery="thread")  # system metrics off (the test environment)
     callback = TraceletCallback(system_metrics=True, system_metrics_interval=0.1)
-    trainer = pl.Trainer(**trainer_kwargs(logger=logger, callbacks=[callback], max_epochs=3))
+    trainer = pl.Trainer(**trainer_kwargs(logger=logger, callbacks=[callback, Pause(0.2)], max_epochs=3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer.fit(TinyModel(), TinyData())
