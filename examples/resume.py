@@ -9,7 +9,9 @@ run: metrics go on along the same step axis, and no second run is created. The f
 without a word (``os._exit``, as the OOM killer would end it); Tracelet's delivery process notices,
 delivers what was journaled and marks the run KILLED until the resumed process takes it over.
 
-With a ``TraceletLogger`` instead of the callback, name the run explicitly::
+A ``TraceletLogger`` beside the callback is switched to the checkpoint's run the same way. With a
+``TraceletLogger`` and no callback in the resumed process, name the run explicitly (the checkpoint
+still holds it when the interrupted process had the callback)::
 
     from tracelet_lightning import TraceletLogger, checkpoint_run_id
     logger = TraceletLogger(run_id=checkpoint_run_id("checkpoints/last.ckpt"))

@@ -65,7 +65,6 @@ def start_logging(
         >>> tracelet_core.stop_logging().status
         'FINISHED'
     """
-    global _active
     resolved = load_settings(
         settings,
         experiment=experiment,
@@ -75,8 +74,16 @@ def start_logging(
         journal_dir=journal_dir,
         **options,
     )
+    return _start_run(resolved, run_id, native_ids)
+
+
+def _start_run(
+    settings: TraceletSettings, run_id: str | None, native_ids: dict[str, str] | None, *, deferred: bool = False
+) -> Run:
+    """Start a run with resolved settings and make it the active one (``deferred``: see :meth:`Run.start`)."""
+    global _active
     _install_excepthook()
-    run = Run(resolved, run_id=run_id, native_ids=native_ids).start()
+    run = Run(settings, run_id=run_id, native_ids=native_ids).start(deferred=deferred)
     with _active_lock:
         _active = run
     return run

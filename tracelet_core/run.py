@@ -90,13 +90,22 @@ class Run:
         self._finish_lock = threading.Lock()
         self.backends: list[str] = []
         self._native_ids = dict(native_ids or {})
+        self._deferred = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> Run:
-        """Open the journal, start the writer, the delivery and the collectors. Called by ``start_logging``."""
+    def start(self, *, deferred: bool = False) -> Run:
+        """Open the journal, start the writer, the delivery and the collectors. Called by ``start_logging``.
+
+        With ``deferred=True`` nothing is opened yet: that happens at the run's first use (a log call,
+        ``flush``, ``report`` or ``finish``). ``TraceletLogger`` starts its run this way, so that a
+        checkpoint Lightning loads right after creating the logger can still name the run to continue.
+        """
         if not self.settings.enabled:
             self.status = "DISABLED"
+            return self
+        if deferred:
+            self._deferred = True
             return self
         self.backends = self._usable_backends()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +135,7 @@ class Run:
             # session's end for the end of this one.
             journal.append([("start", None, None, json.dumps(self._start_payload(now)), None, now)])
         self._queue = EventQueue()
+        self._deferred = False
         self._writer = JournalWriter(
             self._queue, self.journal_path, self.run_dir / "media", self.settings.flush_interval
         )
@@ -155,6 +165,7 @@ class Run:
         """
         if status not in TERMINAL_STATUSES:
             raise ValueError(f"status must be one of {', '.join(TERMINAL_STATUSES)}; got {status!r}")
+        self._begin()
         with self._finish_lock:
             if self._report is not None or self._queue is None or self._writer is None:
                 return self._report or DeliveryReport(self.id, self.status, str(self.journal_path), 0, ())
@@ -200,7 +211,7 @@ class Run:
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, timestamp: float | None = None) -> None:
         """Record several metric values at one step. Non-numbers are skipped with one warning per key."""
-        queue = self._queue
+        queue = self._queue if self._queue is not None else self._begin()
         if queue is None:
             self._closed_warning()
             return
@@ -220,7 +231,7 @@ class Run:
             config: also merge them into ``tracelet/config.yaml``; False for params that describe the
                 run rather than configure it (a model's parameter count).
         """
-        queue = self._queue
+        queue = self._queue if self._queue is not None else self._begin()
         if queue is None:
             self._closed_warning()
             return
@@ -236,7 +247,7 @@ class Run:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set run tags (values become strings)."""
-        queue = self._queue
+        queue = self._queue if self._queue is not None else self._begin()
         if queue is None:
             self._closed_warning()
             return
@@ -257,7 +268,7 @@ class Run:
         Raises:
             FileNotFoundError: ``path`` is not an existing file.
         """
-        queue = self._queue
+        queue = self._queue if self._queue is not None else self._begin()
         if queue is None:
             self._closed_warning()
             return
@@ -293,16 +304,21 @@ class Run:
         Normally the writer thread does this every ``flush_interval``; call it before something that
         may kill the process at once (a preemption handler, a checkpoint right before a risky step).
         """
+        self._begin()
         if self._writer is not None and self._queue is not None:
             self._writer.flush()
 
     def restart_collectors(self, **overrides: Any) -> None:
         """Restart the periodic collectors with changed settings (``system_metrics``,
         ``system_metrics_interval``...); git and environment, which run once, are not run again."""
-        if self._queue is None:
-            return
         from tracelet_core.collectors import start_collectors
         from tracelet_core.settings import load_settings
+
+        if self._deferred:  # not started yet: the collectors will start with these settings
+            self.settings = load_settings(self.settings, **overrides)
+            return
+        if self._queue is None:
+            return
 
         if self._collectors is not None:
             self._collectors.stop()
@@ -323,21 +339,35 @@ class Run:
         """The delivery state right now (``finish()`` returns the final one)."""
         if self._report is not None:
             return self._report
+        self._begin()
         with Journal(self.journal_path) as journal:
             return read_report(journal, self.id, self.status)
 
     @property
     def active(self) -> bool:
         """True between ``start`` and ``finish``."""
-        return self._queue is not None
+        return self._queue is not None or self._deferred
+
+    @property
+    def deferred(self) -> bool:
+        """True while a run started with ``start(deferred=True)`` has not been used yet."""
+        return self._deferred
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, experiment={self.experiment!r}, status={self.status!r}, backends={self.backends})"
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _begin(self) -> EventQueue | None:
+        """Start a deferred run now (once, whichever thread comes first); the queue, or None when closed."""
+        if self._deferred:
+            with self._finish_lock:
+                if self._deferred:
+                    self.start()
+        return self._queue
+
     def _log_media(self, kind: str, key: str, obj: Any, step: int | None, timestamp: float | None) -> None:
-        queue = self._queue
+        queue = self._queue if self._queue is not None else self._begin()
         if queue is None:
             self._closed_warning()
             return

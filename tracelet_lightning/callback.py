@@ -189,13 +189,17 @@ class TraceletCallback(Callback):
 
     def _resume_settings(self, run_id: str) -> TraceletSettings:
         """The settings to continue ``run_id``: the journal may live where the checkpoint's run kept it."""
-        journal_dir = Path(self._settings.journal_dir).resolve()
+        journal_dir, experiment = self._resume_location(run_id, self._settings)
+        return load_settings(self._settings, journal_dir=journal_dir, experiment=experiment)
+
+    def _resume_location(self, run_id: str, settings: TraceletSettings) -> tuple[Path, str]:
+        """The journal directory and experiment of the checkpoint's run ``run_id``."""
+        journal_dir = Path(settings.journal_dir).resolve()
         if next(journal_dir.glob(f"*/{run_id}/{JOURNAL_FILENAME}"), None) is None:
             stored = self._restored.get("journal_dir")
             if stored and next(Path(stored).glob(f"*/{run_id}/{JOURNAL_FILENAME}"), None) is not None:
                 journal_dir = Path(stored)
-        experiment = self._restored.get("experiment") or self._settings.experiment
-        return load_settings(self._settings, journal_dir=journal_dir, experiment=str(experiment))
+        return journal_dir, str(self._restored.get("experiment") or settings.experiment)
 
     def _restored_run_check(self, trainer: Trainer) -> None:
         stored = self._restored.get("run_id")
@@ -229,8 +233,16 @@ class TraceletCallback(Callback):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Remember the checkpoint's run: ``fit`` continues it when this callback opens the run."""
+        """Remember the checkpoint's run: ``fit`` continues it, in the run this callback opens or in the
+        Trainer's ``TraceletLogger`` (whose run Lightning created before loading the checkpoint, but
+        which records nothing until training starts)."""
         self._restored = dict(state_dict)
+        stored, logger = self._restored.get("run_id"), self._logger
+        if not stored or logger is None or logger is self._added or stored == logger.version:
+            return
+        if getattr(rank_zero_only, "rank", 0) == 0:
+            journal_dir, experiment = self._resume_location(str(stored), logger.settings)
+            logger._continue_run(str(stored), journal_dir, experiment, self._restored.get("backend_run_ids") or {})
 
     # -- learning rate and throughput -----------------------------------------------------------
 

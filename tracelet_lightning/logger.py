@@ -21,7 +21,7 @@ from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
-import tracelet_core
+from tracelet_core.api import _clear_active_run, _start_run
 from tracelet_core.errors import warn_once
 from tracelet_core.pipeline.report import DeliveryReport
 from tracelet_core.run import Run, run_directory
@@ -172,10 +172,25 @@ class TraceletLogger(Logger):
         ``test`` with one logger makes one run.
         """
         if self._run is None:
-            self._run = tracelet_core.start_logging(
-                settings=self._settings, run_id=self._run_id, native_ids=self._native_ids or None
-            )
+            # Deferred: opened at its first use. Lightning touches `experiment` while setting up, before
+            # it loads a checkpoint; TraceletCallback may then switch this logger to the checkpoint's run.
+            self._run = _start_run(self._settings, self._run_id, self._native_ids or None, deferred=True)
         return self._run
+
+    def _continue_run(self, run_id: str, journal_dir: Path, experiment: str, native_ids: Mapping[str, str]) -> bool:
+        """Record into ``run_id`` (a checkpoint's run) instead, if this logger's run has not been used yet.
+
+        Returns False, changing nothing, once the current run has recorded anything.
+        """
+        run = self._run
+        if run is not None and not run.deferred:
+            return False
+        base = run.settings if run is not None else self._settings  # with the callback's collector options
+        if run is not None:
+            _clear_active_run(run)
+        self._settings = load_settings(base, journal_dir=journal_dir, experiment=experiment)
+        self._run_id, self._run, self._native_ids = run_id, None, dict(native_ids)
+        return True
 
     # -- hooks ----------------------------------------------------------------------------------
 

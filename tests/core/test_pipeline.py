@@ -124,6 +124,32 @@ def test_resume_appends_to_the_same_run() -> None:
     assert recorded.opened == 2
 
 
+def test_a_deferred_run_opens_nothing_until_its_first_use(isolated: Path) -> None:
+    from tracelet_core.api import _start_run
+    from tracelet_core.settings import load_settings
+
+    settings = load_settings(experiment="pipeline", backends=[MEMORY], delivery="thread")
+    run = _start_run(settings, None, None, deferred=True)
+    assert run.deferred and run.active
+    assert not run.run_dir.exists() and f"memory-{run.id}" not in InMemoryBackend.runs
+
+    run.log_metric("x", 1.0, step=1)  # the first use starts it
+    assert not run.deferred and run.journal_path.exists()
+    assert run.finish().complete
+    assert InMemoryBackend.runs[f"memory-{run.id}"].history("x") == [(1, 1.0)]
+
+
+def test_a_deferred_run_that_was_never_used_still_ends_in_the_tracker(isolated: Path) -> None:
+    from tracelet_core.api import _start_run
+    from tracelet_core.settings import load_settings
+
+    run = _start_run(load_settings(backends=[MEMORY], delivery="thread"), None, None, deferred=True)
+    run.restart_collectors(system_metrics=False)  # only changes the settings it will start with
+    assert run.deferred and run.settings.system_metrics is False
+    assert run.finish().complete
+    assert InMemoryBackend.runs[f"memory-{run.id}"].status == "FINISHED"
+
+
 def test_context_manager_marks_failures() -> None:
     with pytest.raises(RuntimeError), _start([MEMORY]) as run:
         run.log_metric("x", 1.0)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -107,12 +108,29 @@ def test_the_callback_finds_the_run_when_resumed_from_another_directory(
     assert_one_continuous_run(mlflow_uri, "tracelet", "train/loss_step", epochs=2)
 
 
-def test_a_logger_that_started_before_the_restore_says_how_to_continue(mlflow_uri: str, tmp_path: Path) -> None:
+def test_a_new_logger_with_the_callback_continues_the_checkpoints_run(mlflow_uri: str, tmp_path: Path) -> None:
     saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     fit([TraceletCallback(), saver], TraceletLogger(backends=["mlflow"], delivery="thread"), epochs=1)
     old_id = checkpoint_run_id(saver.last_model_path)
 
-    logger = TraceletLogger(backends=["mlflow"], delivery="thread")  # no run_id: Lightning starts a new run
+    # No run_id: Lightning creates the logger's run before it loads the checkpoint; nothing was
+    # recorded in it yet, so the callback switches the logger to the checkpoint's run.
+    logger = TraceletLogger(backends=["mlflow"], delivery="thread")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TraceletWarning)
+        fit([TraceletCallback(), ModelCheckpoint(dirpath=tmp_path / "ckpt2")], logger, 2, saver.last_model_path)
+
+    assert logger.version == old_id
+    assert_one_continuous_run(mlflow_uri, "tracelet", "train/loss_step", epochs=2)
+
+
+def test_a_logger_used_before_the_restore_says_how_to_continue(mlflow_uri: str, tmp_path: Path) -> None:
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    fit([TraceletCallback(), saver], TraceletLogger(backends=["mlflow"], delivery="thread"), epochs=1)
+    old_id = checkpoint_run_id(saver.last_model_path)
+
+    logger = TraceletLogger(backends=["mlflow"], delivery="thread")
+    logger.experiment.set_tags({"note": "recorded before fit"})  # this run is in use: it cannot be switched
     with pytest.warns(TraceletWarning, match=f"TraceletLogger\\(run_id='{old_id}'\\)"):
         fit([TraceletCallback(), ModelCheckpoint(dirpath=tmp_path / "ckpt2")], logger, 2, saver.last_model_path)
     assert len(mlflow_runs(mlflow_uri)) == 2
