@@ -123,6 +123,7 @@ class Run:
                 trainer_host=socket.gethostname(),
                 give_up_after=self.settings.give_up_after,
                 max_retry_backoff=self.settings.max_retry_backoff,
+                keep_uploaded_files=self.settings.keep_uploaded_files,
                 status="RUNNING",
                 **({} if self.resumed else {"created": now}),
             )
@@ -263,7 +264,8 @@ class Run:
         """Upload a file, stored as ``name`` (default: the file's name) in every tracker that takes files.
 
         The file is hard-linked (or copied later, off the training thread) into the run directory, so it
-        may be changed or deleted right after this call.
+        may be changed or deleted right after this call; that copy is deleted once every tracker has
+        the file, unless ``keep_uploaded_files`` is set or the run has no tracker.
 
         Raises:
             FileNotFoundError: ``path`` is not an existing file.

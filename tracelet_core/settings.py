@@ -181,6 +181,12 @@ class TraceletSettings(BaseSettings):
         "has ended; what is left stays in the journal for `tracelet sync`.",
     )
     max_retry_backoff: float = Field(30.0, gt=0, description="Longest pause between two delivery retries.")
+    keep_uploaded_files: bool = Field(
+        False,
+        description="Keep the run directory's copy of each file given to `log_artifact` (checkpoints "
+        "included) after every tracker has it. Off, the copy is deleted then, so checkpoints do not pile up "
+        "on disk; a later `tracelet sync` to another tracker then sends everything but those files.",
+    )
     mlflow: MlflowOptions = Field(default_factory=MlflowOptions, description="MLflow backend options.")
     wandb: WandbOptions = Field(default_factory=WandbOptions, description="W&B backend options.")
     clearml: ClearMLOptions = Field(default_factory=ClearMLOptions, description="ClearML backend options.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from tracelet_core.backends import register_backend
@@ -41,6 +42,7 @@ class RecordedRun:
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: list[ArtifactRef] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
     media: list[MediaItem] = field(default_factory=list)
     status: str = "RUNNING"
     opened: int = 0
@@ -80,7 +82,9 @@ class InMemoryBackend(Backend):
         run.tags.update(batch.tags)
 
     def log_artifact(self, artifact: ArtifactRef) -> None:
-        self.runs[self._id].artifacts.append(artifact)
+        recorded = self.runs[self._id]
+        recorded.artifacts.append(artifact)
+        recorded.files[artifact.name] = Path(artifact.path).read_bytes()  # a tracker keeps its own copy
 
     def log_media(self, item: MediaItem) -> None:
         self.runs[self._id].media.append(item)

@@ -184,10 +184,26 @@ def test_log_artifact_snapshots_the_file(isolated: Path) -> None:
     run.log_artifact(path, name="models/model.txt")
     path.unlink()  # gone before delivery: the run kept its own link
     run.finish()
-    artifact = next(a for a in InMemoryBackend.runs[f"memory-{run.id}"].artifacts if a.name == "models/model.txt")
-    assert Path(artifact.path).read_text() == "v1"
+    recorded = InMemoryBackend.runs[f"memory-{run.id}"]
+    assert recorded.files["models/model.txt"] == b"v1"
+    staged = Path(next(a.path for a in recorded.artifacts if a.name == "models/model.txt"))
+    assert not staged.exists(), "the run's copy is deleted once every tracker has the file"
     with pytest.raises(FileNotFoundError, match="existing file"):
         _start([]).log_artifact(isolated / "missing.bin")
+
+
+@pytest.mark.parametrize(("backends", "keep"), [([MEMORY], True), ([], False)])
+def test_the_runs_copy_of_a_file_stays_when_asked_or_with_no_tracker(
+    isolated: Path, backends: list[str], keep: bool
+) -> None:
+    path = isolated / "model.txt"
+    path.write_text("v1")
+    run = _start(backends, keep_uploaded_files=keep)
+    run.log_artifact(path)
+    run.finish()
+    with Journal(run.journal_path) as journal:
+        (event,) = [e for e in journal.read(0) if e.kind == "artifact"]
+    assert Path(event.payload()["path"]).read_text() == "v1"
 
 
 def test_media_are_encoded_off_the_training_thread() -> None:

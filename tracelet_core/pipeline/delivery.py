@@ -97,6 +97,7 @@ class BackendWorker(threading.Thread):
         give_up: set to make the worker stop retrying and leave what is left in the journal.
         max_backoff: longest pause between two attempts, in seconds.
         backend_path: ``module:Class`` of a backend registered by name in the training process.
+        keep_files: keep the run directory's copy of a file after every backend has it.
     """
 
     def __init__(
@@ -107,8 +108,10 @@ class BackendWorker(threading.Thread):
         give_up: threading.Event,
         max_backoff: float = 30.0,
         backend_path: str | None = None,
+        keep_files: bool = False,
     ) -> None:
         super().__init__(name=f"tracelet-delivery-{backend_name}", daemon=True)
+        self._keep_files = keep_files
         self.backend_name = backend_name
         self._backend_path = backend_path or backend_name
         self._journal_path = journal_path
@@ -167,6 +170,8 @@ class BackendWorker(threading.Thread):
                     native_id = journal.deliveries()[self.backend_name].native_id
                 state_name = "closed" if unit.kind == "finish" else "open"
                 journal.update_delivery(self.backend_name, acked_seq=acked, state=state_name, error=None, failures=0)
+                if unit.kind == "artifact" and not self._keep_files:
+                    self._release_file(journal, unit)
             if self._backend is None and acked == journal.last_seq() and journal.last_event("finish") is not None:
                 return
 
@@ -213,6 +218,24 @@ class BackendWorker(threading.Thread):
             self._backend = None
         else:
             log.warning("%s: skipping unknown journal event kind %r", self.backend_name, unit.kind)
+
+    def _release_file(self, journal: Journal, unit: _Unit) -> None:
+        """Delete the run directory's copy of an uploaded file once every backend of the run has it.
+
+        Only the per-call copies ``files/<id>/<name>`` that ``Run.log_artifact`` makes; a backend that
+        has not taken the file yet (slow, unreachable, SDK missing) keeps it on disk.
+        """
+        states = journal.deliveries()
+        if not states or any(state.acked_seq < unit.last_seq for state in states.values()):
+            return
+        path = Path(unit.events[0].payload()["path"])
+        if path.parent.parent != self._journal_path.parent / "files":
+            return
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()
+        except OSError as exc:  # another backend's worker got there first, or the directory is not empty
+            log.debug("%s: kept %s: %s", self.backend_name, path, exc)
 
     def _open(self, event: JournalEvent, backend_cls: type[Backend], native_id: str | None) -> None:
         info = event.payload()
@@ -292,9 +315,16 @@ class DeliveryService:
         self.give_up_event = threading.Event()
         backoff = max_backoff if max_backoff is not None else float(meta.get("max_retry_backoff", 30.0))
         paths = dict(meta.get("backend_paths") or {})
+        keep = bool(meta.get("keep_uploaded_files", True))  # a journal from before the setting: keep
         self.workers = [
             BackendWorker(
-                name, self.journal_path, dict(all_options.get(name, {})), self.give_up_event, backoff, paths.get(name)
+                name,
+                self.journal_path,
+                dict(all_options.get(name, {})),
+                self.give_up_event,
+                backoff,
+                paths.get(name),
+                keep,
             )
             for name in self.backends
         ]
