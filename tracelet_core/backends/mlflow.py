@@ -153,6 +153,27 @@ class MlflowBackend(Backend):
                 for k, v in artifact.metadata.items()
             }
             self.write(Batch(tags=tags))
+        replaced = artifact.metadata.get("replaces")
+        if replaced and replaced != artifact.name:
+            self._delete_artifact(str(replaced), artifact.name)
+
+    def _delete_artifact(self, name: str, replaced_by: str) -> None:
+        """Delete a file that a newer upload supersedes (the previous best checkpoint), where the store can.
+
+        Never raises: the new file is in, and retrying would upload it again.
+        """
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        client = self._require_client()
+        try:
+            uri = client.get_run(self._run_id).info.artifact_uri
+            get_artifact_repository(uri, tracking_uri=client.tracking_uri).delete_artifacts(name)
+        except Exception as exc:
+            warn_once(
+                f"mlflow-replace:{type(exc).__name__}",
+                f"MLflow keeps {name!r} although {replaced_by!r} replaces it: this artifact store did not "
+                f"delete it ({type(exc).__name__}: {exc}).",
+            )
 
     def log_media(self, item: MediaItem) -> None:
         client = self._require_client()
