@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "TRUNCATION_MARKER",
     "KeySanitizer",
+    "deep_merge",
     "flatten_params",
     "param_to_str",
     "sanitize_key",
@@ -239,3 +240,19 @@ def to_metric_value(value: Any) -> float | None:
 def is_finite(value: float) -> bool:
     """``math.isfinite`` under a name that reads well at call sites."""
     return math.isfinite(value)
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``update``, nested dicts merged key by key (neither argument is changed).
+
+    Example:
+        >>> deep_merge({"model": {"layers": 2, "width": 64}}, {"model": {"layers": 3}, "lr": 0.1})
+        {'model': {'layers': 3, 'width': 64}, 'lr': 0.1}
+    """
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

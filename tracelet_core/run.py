@@ -23,15 +23,14 @@ from typing import Any
 
 import psutil
 
-from tracelet_core.backends import load_backend_class, registered_paths
-from tracelet_core.errors import BackendUnavailableError, warn_once
+from tracelet_core.backends import registered_paths
+from tracelet_core.errors import warn_once
 from tracelet_core.events import TERMINAL_STATUSES, RunStatus
-from tracelet_core.normalize import flatten_params, to_plain
-from tracelet_core.pipeline.delivery import DeliveryService, delivery_lock
+from tracelet_core.normalize import deep_merge, flatten_params, to_plain
 from tracelet_core.pipeline.journal import JOURNAL_FILENAME, Journal
 from tracelet_core.pipeline.queue import EventQueue, JournalWriter
 from tracelet_core.pipeline.report import DeliveryReport, read_report
-from tracelet_core.pipeline.sidecar import launch_sidecar
+from tracelet_core.pipeline.session import DeliverySession, usable_backends
 from tracelet_core.settings import TraceletSettings
 
 __all__ = ["Run", "run_directory"]
@@ -82,8 +81,7 @@ class Run:
         self.status: str = "RUNNING"
         self._queue: EventQueue | None = None
         self._writer: JournalWriter | None = None
-        self._service: DeliveryService | None = None
-        self._lock: delivery_lock | None = None
+        self._delivery: DeliverySession | None = None
         self._collectors: Any = None
         self._config: dict[str, Any] = {}
         self._report: DeliveryReport | None = None
@@ -107,7 +105,7 @@ class Run:
         if deferred:
             self._deferred = True
             return self
-        self.backends = self._usable_backends()
+        self.backends = usable_backends(self.settings)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         now = time.time()
         with Journal(self.journal_path, create=True) as journal:
@@ -143,7 +141,10 @@ class Run:
         self._writer.start()
         if self.settings.tags:
             self.set_tags(self.settings.tags)
-        self._start_delivery()
+        self._delivery = DeliverySession(
+            self.run_dir, self.journal_path, self.backends, in_process=self.settings.delivery == "thread"
+        )
+        self._delivery.start()
         self._start_collectors()
         atexit.register(self._finish_at_exit)
         return self
@@ -180,16 +181,13 @@ class Run:
             deadline = time.monotonic() + (self.settings.finish_timeout if timeout is None else timeout)
             with Journal(self.journal_path) as journal:
                 journal.set_meta(status=status, ended=time.time())
-                while self.backends and time.monotonic() < deadline and not self._delivered(journal, last_seq):
+                delivery = self._delivery
+                while delivery and time.monotonic() < deadline and not delivery.delivered(journal, last_seq):
                     time.sleep(_ACK_POLL)
                 self._report = read_report(journal, self.id, status)
             self._writer.relay_notices()
-            if self._service is not None:
-                self._service.give_up()
-                self._service = None
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
+            if self._delivery is not None:
+                self._delivery.stop()
             (log.info if self._report.complete else log.warning)("tracelet: %s", self._report.summary())
             from tracelet_core.api import _clear_active_run
 
@@ -243,7 +241,7 @@ class Run:
         queue.put(("params", flatten_params(plain), now))
         if not config:
             return
-        self._config = _merge(self._config, plain)
+        self._config = deep_merge(self._config, plain)
         queue.put(("config", self._config, self.run_dir / "files" / "config.yaml", now))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
@@ -384,25 +382,6 @@ class Run:
                 f"Run {self.id} has ended ({self.status}); later values are not recorded.",
             )
 
-    def _usable_backends(self) -> list[str]:
-        wanted = self.settings.resolved_backends()
-        usable = []
-        for name in wanted:
-            try:
-                load_backend_class(name).check_available()
-            except BackendUnavailableError as exc:
-                warn_once(f"unavailable:{name}", f"{exc} Other backends go on.")
-                continue
-            usable.append(name)
-        if not usable and (wanted or self.settings.backends is None):
-            warn_once(
-                "journal-only",
-                "No tracker is configured or installed; Tracelet keeps the run in its journal under "
-                f"{Path(self.settings.journal_dir).resolve()}. "
-                'Install one with: pip install "tracelet-lightning[mlflow]"',
-            )
-        return usable
-
     def _start_payload(self, now: float) -> dict[str, Any]:
         return {
             "run_id": self.id,
@@ -414,24 +393,6 @@ class Run:
             "resumed": self.resumed,
         }
 
-    def _start_delivery(self) -> None:
-        if not self.backends:
-            return
-        if self.settings.delivery == "process":
-            launch_sidecar(self.journal_path)
-            return
-        self._lock = delivery_lock(self.run_dir)
-        self._service = DeliveryService(self.journal_path)
-        # A delivery process of an earlier session of this run may still hold the run's delivery;
-        # wait for it off the training thread, then deliver.
-        threading.Thread(target=self._deliver_when_unlocked, name="tracelet-delivery", daemon=True).start()
-
-    def _deliver_when_unlocked(self) -> None:
-        lock, service = self._lock, self._service
-        if lock is not None and service is not None:
-            lock.acquire()
-            service.start()
-
     def _start_collectors(self) -> None:
         try:
             from tracelet_core.collectors import start_collectors
@@ -440,13 +401,6 @@ class Run:
         except Exception as exc:  # collectors are extras: their failure must not stop the run
             warn_once(f"collectors:{type(exc).__name__}", f"Tracelet's collectors did not start: {exc}")
 
-    def _delivered(self, journal: Journal, last_seq: int) -> bool:
-        return all(
-            state.acked_seq >= last_seq or state.state in ("unavailable", "gave_up")
-            for name, state in journal.deliveries().items()
-            if name in self.backends
-        )
-
     def _finish_at_exit(self) -> None:
         try:
             from tracelet_core.api import _uncaught_exception
@@ -454,13 +408,3 @@ class Run:
             self.finish("FAILED" if _uncaught_exception() else "FINISHED")
         except Exception as exc:  # at interpreter exit there is no one left to raise to
             log.warning("tracelet: could not finish run %s at exit: %s", self.id, exc)
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
