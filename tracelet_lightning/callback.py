@@ -14,7 +14,6 @@ load in distributed runs, and Tracelet's run id in every checkpoint (see :meth:`
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,12 +26,11 @@ from tracelet_core.pipeline.journal import JOURNAL_FILENAME
 from tracelet_core.settings import TraceletSettings, load_settings
 from tracelet_lightning.checkpoints import CALLBACK_STATE_KEY
 from tracelet_lightning.logger import TraceletLogger
+from tracelet_lightning.model_info import batch_size, learning_rates, record_model_summary
 
 if TYPE_CHECKING:
     from lightning.pytorch import LightningModule, Trainer
-    from torch.optim import Optimizer
 
-    from tracelet_core.run import Run
 
 __all__ = ["TraceletCallback"]
 
@@ -171,7 +169,7 @@ class TraceletCallback(Callback):
         run = self._logger.experiment
         if self.log_model_summary:
             try:
-                _record_model_summary(run, pl_module)
+                record_model_summary(run, pl_module)
             except Exception as exc:  # a summary is a nice-to-have: never stop training for it
                 warn_once("model-summary", f"Tracelet could not record the model summary: {exc}")
 
@@ -255,7 +253,7 @@ class TraceletCallback(Callback):
         if step == self._lr_step or every <= 0 or (step and (step + 1) % every):
             return
         self._lr_step = step
-        rates = _learning_rates(trainer.optimizers)
+        rates = learning_rates(trainer.optimizers)
         if rates:
             self._logger.experiment.log_metrics(rates, step=step)
 
@@ -266,7 +264,7 @@ class TraceletCallback(Callback):
         """Count the batch and its samples for the epoch's throughput."""
         self._batches += 1
         if self._samples is not None:
-            size = _batch_size(batch)
+            size = batch_size(batch)
             self._samples = None if size is None else self._samples + size
 
     @override
@@ -373,54 +371,3 @@ class TraceletCallback(Callback):
                 metrics[f"{prefix}/memory_used_mb"] = mem_used
             metrics[f"{prefix}/process_rss_mb"] = metrics.get(f"{prefix}/process_rss_mb", 0.0) + rss
         self._logger.experiment.log_metrics(metrics)
-
-
-def _learning_rates(optimizers: Sequence[Optimizer]) -> dict[str, Any]:
-    """``lr/<Optimizer>`` (``lr/<Optimizer>/<group name or pg<i>>`` with several param groups) to value."""
-    rates: dict[str, Any] = {}
-    seen: dict[str, int] = {}
-    for optimizer in optimizers:
-        name = type(optimizer).__name__
-        count = seen[name] = seen.get(name, 0) + 1
-        if count > 1:
-            name = f"{name}-{count - 1}"
-        groups = optimizer.param_groups
-        for index, group in enumerate(groups):
-            if "lr" in group:
-                key = f"lr/{name}" if len(groups) == 1 else f"lr/{name}/{group.get('name') or f'pg{index}'}"
-                rates[key] = group["lr"]
-    return rates
-
-
-def _batch_size(batch: Any, depth: int = 0) -> int | None:
-    """The leading dimension of the first tensor in a batch (tensor, sequence or mapping), or None."""
-    shape = getattr(batch, "shape", None)
-    if shape is not None:
-        return int(shape[0]) if len(shape) else None
-    if depth < 3:
-        if isinstance(batch, Mapping) and batch:
-            return _batch_size(next(iter(batch.values())), depth + 1)
-        if isinstance(batch, list | tuple) and batch:
-            return _batch_size(batch[0], depth + 1)
-    return None
-
-
-def _record_model_summary(run: Run, pl_module: LightningModule) -> None:
-    """Parameter counts as params and Lightning's summary table as ``tracelet/model_summary.txt``."""
-    from lightning.pytorch.utilities.model_summary import ModelSummary
-
-    summary = ModelSummary(pl_module, max_depth=1)
-    run.log_params(
-        {
-            "model_summary": {
-                "class": type(pl_module).__qualname__,
-                "total_params": summary.total_parameters,
-                "trainable_params": summary.trainable_parameters,
-            }
-        },
-        config=False,  # facts about the model, not configuration
-    )
-    path = Path(run.run_dir) / "files" / "model_summary.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(str(summary) + "\n", encoding="utf-8")
-    run.log_artifact(path, name="tracelet/model_summary.txt")
