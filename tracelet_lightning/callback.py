@@ -13,11 +13,12 @@ load in distributed runs, and Tracelet's run id in every checkpoint (see :meth:`
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
@@ -238,9 +239,16 @@ class TraceletCallback(Callback):
         stored, logger = self._restored.get("run_id"), self._logger
         if not stored or logger is None or logger is self._added or stored == logger.version:
             return
-        if getattr(rank_zero_only, "rank", 0) == 0:
-            journal_dir, experiment = self._resume_location(str(stored), logger.settings)
-            logger._continue_run(str(stored), journal_dir, experiment, self._restored.get("backend_run_ids") or {})
+        # On every rank, so that the logger's version (and the checkpoint directory) agree across ranks.
+        before = _checkpoint_dir(logger)
+        journal_dir, experiment = self._resume_location(str(stored), logger.settings)
+        if logger._continue_run(str(stored), journal_dir, experiment, self._restored.get("backend_run_ids") or {}):
+            trainer = logger._trainer_ref() if logger._trainer_ref is not None else None
+            for saver in trainer.checkpoint_callbacks if trainer is not None else ():
+                # ModelCheckpoint resolved its default directory from the logger's first run at setup;
+                # it follows the logger to the checkpoint's run (and then finds its own state there).
+                if isinstance(saver, ModelCheckpoint) and saver.dirpath and _same_dir(saver.dirpath, before):
+                    saver.dirpath = _checkpoint_dir(logger)
 
     # -- learning rate and throughput -----------------------------------------------------------
 
@@ -371,3 +379,12 @@ class TraceletCallback(Callback):
                 metrics[f"{prefix}/memory_used_mb"] = mem_used
             metrics[f"{prefix}/process_rss_mb"] = metrics.get(f"{prefix}/process_rss_mb", 0.0) + rss
         self._logger.experiment.log_metrics(metrics)
+
+
+def _checkpoint_dir(logger: TraceletLogger) -> str:
+    """Where ``ModelCheckpoint`` puts its files by default when ``logger`` is the Trainer's first logger."""
+    return os.path.join(logger.save_dir, str(logger.name), logger.version, "checkpoints")
+
+
+def _same_dir(first: str | os.PathLike[str], second: str) -> bool:
+    return os.path.realpath(first) == os.path.realpath(second)

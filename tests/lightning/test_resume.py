@@ -136,6 +136,24 @@ def test_a_new_logger_with_the_callback_continues_the_checkpoints_run(mlflow_uri
     assert_one_continuous_run(mlflow_uri, "tracelet", "train/loss_step", epochs=2)
 
 
+def test_checkpoints_in_the_loggers_directory_follow_it_to_the_checkpoints_run(mlflow_uri: str) -> None:
+    first = TraceletLogger(backends=["mlflow"], delivery="thread")
+    fit([TraceletCallback(), ModelCheckpoint(save_last=True)], first, epochs=1)
+    directory = Path(first.log_dir) / "checkpoints"
+    assert sorted(p.name for p in directory.iterdir()) == ["epoch=0-step=8.ckpt", "last.ckpt"]
+    last = directory / "last.ckpt"
+
+    saver = ModelCheckpoint(save_last=True)  # its default directory: the new logger's, at setup
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*dirpath has changed.*")  # ModelCheckpoint keeps its state
+        fit([TraceletCallback(), saver], TraceletLogger(backends=["mlflow"], delivery="thread"), 2, str(last))
+
+    assert Path(saver.dirpath) == directory
+    assert sorted(p.name for p in directory.iterdir()) == ["epoch=1-step=16.ckpt", "last.ckpt"]
+    assert [p.name for p in directory.parent.parent.iterdir()] == [first.version]  # no second run directory
+    assert_one_continuous_run(mlflow_uri, "tracelet", "train/loss_step", epochs=2)
+
+
 def test_a_logger_used_before_the_restore_says_how_to_continue(mlflow_uri: str, tmp_path: Path) -> None:
     logger = TraceletLogger(backends=["mlflow"], delivery="thread")
     logger.experiment.set_tags({"note": "recorded before fit"})  # this run is in use: it cannot be switched
