@@ -201,10 +201,15 @@ def test_stack_script_is_idempotent_and_stores_in_postgres(team_stack: TeamStack
 
 
 def _journal_contents(journal_dir: Path) -> tuple[dict[str, list[tuple[int, float]]], dict[str, str], set[str]]:
-    """Metric points per key, params and artifact names, as the run's journal (the source of truth) has them."""
+    """Metric points per key, params and artifact names, as the run's journal (the source of truth) has them.
+
+    A checkpoint that a later one replaces (the previous best) is not among the artifact names: the
+    tracker deletes it.
+    """
     metrics: dict[str, list[tuple[int, float]]] = {}
     params: dict[str, str] = {}
     artifacts: set[str] = set()
+    replaced: set[str] = set()
     with Journal(journal_dir / "journal.sqlite") as journal:
         for event in journal.read(0, 1_000_000):
             if event.kind == "metric":
@@ -213,7 +218,8 @@ def _journal_contents(journal_dir: Path) -> tuple[dict[str, list[tuple[int, floa
                 params.setdefault(str(event.key), str(event.text))
             elif event.kind == "artifact":
                 artifacts.add(str(event.key))
-    return {key: sorted(points) for key, points in metrics.items()}, params, artifacts
+                replaced.add(str(event.payload()["metadata"].get("replaces")))
+    return {key: sorted(points) for key, points in metrics.items()}, params, artifacts - replaced
 
 
 def _artifact_paths(client: MlflowClient, native: str, path: str | None = None) -> set[str]:
@@ -263,6 +269,7 @@ def test_digits_example_on_postgres_is_read_back_completely(team_stack: TeamStac
     assert params["hidden"] == "64" and params["optimizer/name"] == "adam"
     stored = _artifact_paths(client, native_id)
     assert artifacts <= stored and any(path.endswith(".ckpt") for path in stored), stored
+    assert len([path for path in stored if path.startswith("checkpoints/")]) == 1, "the best one only"
     config = Path(client.download_artifacts(native_id, "tracelet/config.yaml", str(tmp_path))).read_text()
     assert yaml.safe_load(config)["hidden"] == 64
     # The files went through the server's proxy into its --artifacts-destination.
