@@ -71,6 +71,7 @@ class MlflowBackend(Backend):
         super().__init__(options)
         self._client: MlflowClient | None = None
         self._run_id = ""
+        self._artifact_uri = ""
         self._params: dict[str, str] = {}
         self._keys = KeySanitizer(self.name, _INVALID_KEY, MAX_KEY_LENGTH)
 
@@ -86,7 +87,7 @@ class MlflowBackend(Backend):
         if existing is not None:
             self._params = dict(existing.data.params)
             client.update_run(existing.info.run_id, status="RUNNING")
-            self._run_id = existing.info.run_id
+            self._run_id, self._artifact_uri = existing.info.run_id, existing.info.artifact_uri
         else:
             experiment = client.get_experiment_by_name(run.experiment)
             experiment_id = (
@@ -99,7 +100,7 @@ class MlflowBackend(Backend):
             created = client.create_run(
                 experiment_id, start_time=int(run.start_time * 1000), tags=tags, run_name=run.run_name
             )
-            self._run_id = created.info.run_id
+            self._run_id, self._artifact_uri = created.info.run_id, created.info.artifact_uri
         self._client = client
         return self._run_id
 
@@ -166,8 +167,7 @@ class MlflowBackend(Backend):
 
         client = self._require_client()
         try:
-            uri = client.get_run(self._run_id).info.artifact_uri
-            get_artifact_repository(uri, tracking_uri=client.tracking_uri).delete_artifacts(name)
+            get_artifact_repository(self._artifact_uri, tracking_uri=client.tracking_uri).delete_artifacts(name)
         except Exception as exc:
             warn_once(
                 f"mlflow-replace:{type(exc).__name__}",
