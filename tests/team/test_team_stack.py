@@ -308,45 +308,47 @@ def _train_through(training: Training, outage_steps: int, step_seconds: float) -
     return since_resume
 
 
-@pytest.mark.server
-@pytest.mark.slow
-def test_mlflow_server_killed_and_restarted_mid_run(team_stack: TeamStack, tmp_path: Path) -> None:
-    steps, pause_at, step_seconds = 300, 100, 0.02
-    experiment = "team-server-kill"
+# The fault tests: 300 steps of 20 ms; the trainer pauses after 100 while delivery is under way.
+FAULT_STEPS, FAULT_PAUSE_AT, FAULT_STEP_SECONDS = 300, 100, 0.02
+
+
+def _paused_while_delivering(team_stack: TeamStack, workdir: Path, experiment: str) -> tuple[MlflowClient, Training]:
+    """Start a fault-test training and return once it is paused and the server holds some of its points."""
     client = MlflowClient(team_stack.tracking_uri)
     training = start_training(
-        team_stack, tmp_path, experiment, batches=steps, pause_at=pause_at, step_seconds=step_seconds
+        team_stack, workdir, experiment, batches=FAULT_STEPS, pause_at=FAULT_PAUSE_AT, step_seconds=FAULT_STEP_SECONDS
     )
     training.expect("paused", timeout=120)
     _wait_for_delivery_to_begin(client, experiment)
+    return client, training
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_mlflow_server_killed_and_restarted_mid_run(team_stack: TeamStack, tmp_path: Path) -> None:
+    client, training = _paused_while_delivering(team_stack, tmp_path, "team-server-kill")
     team_stack.kill_mlflow()  # SIGKILL, whole process group: no graceful shutdown
     training.release()
-    _train_through(training, steps - pause_at, step_seconds)  # the remaining 200 steps, server dead
+    # the remaining 200 steps, server dead
+    _train_through(training, FAULT_STEPS - FAULT_PAUSE_AT, FAULT_STEP_SECONDS)
     assert training.process.poll() is None  # ... and now the run waits for delivery, up to finish_timeout
     print(f"mlflow server back in {team_stack.start():.1f} s")
     native = training.finish()
-    _assert_every_point_once(client, native, steps)
+    _assert_every_point_once(client, native, FAULT_STEPS)
     assert "delivery failed" in training.delivery_log()  # the outage was real, and retried
 
 
 @pytest.mark.server
 @pytest.mark.slow
 def test_postgres_restarted_mid_run(team_stack: TeamStack, tmp_path: Path) -> None:
-    steps, pause_at, step_seconds = 300, 100, 0.02
-    experiment = "team-postgres-restart"
-    client = MlflowClient(team_stack.tracking_uri)
     server, postmaster = psutil.Process(team_stack.mlflow_pid), team_stack.postmaster_pid()
-    training = start_training(
-        team_stack, tmp_path, experiment, batches=steps, pause_at=pause_at, step_seconds=step_seconds
-    )
-    training.expect("paused", timeout=120)
-    _wait_for_delivery_to_begin(client, experiment)
+    client, training = _paused_while_delivering(team_stack, tmp_path, "team-postgres-restart")
     training.release()
     team_stack.restart_postgres()  # pg_ctl restart -m fast while the trainer logs and the server writes
     assert team_stack.postmaster_pid() != postmaster
-    _train_through(training, steps - pause_at, step_seconds)
+    _train_through(training, FAULT_STEPS - FAULT_PAUSE_AT, FAULT_STEP_SECONDS)
     native = training.finish()
-    _assert_every_point_once(client, native, steps)
+    _assert_every_point_once(client, native, FAULT_STEPS)
     # The same server process, reconnected to the new PostgreSQL by itself.
     assert server.is_running() and server.status() != psutil.STATUS_ZOMBIE
     failures = training.delivery_log().count("delivery failed")
