@@ -387,7 +387,7 @@ def run_config(
     env = isolated_env(workdir, tag, MLFLOW_TRACKING_URI=uri or "", TRACELET_MLFLOW__TRACKING_URI=uri or "")
     env[SERVER_TAG_VARIABLE] = server_tag()
     env.update(TRACELET_AIM__REPO=str(workdir / "aim"), TRACELET_WANDB__MODE="offline")
-    env.update(setting.split("=", 1) for setting in args.tracelet_env)  # type: ignore[arg-type]
+    env.update(args.tracelet_env)
     result_path = workdir / "result.json"
     command = [sys.executable, str(Path(__file__).resolve()), "--child", config.name, "--workdir", str(workdir)]
     command += ["--steps", str(args.steps), "--metrics", str(args.metrics), "--result", str(result_path)]
@@ -580,6 +580,14 @@ def versions() -> dict[str, str]:
     return found
 
 
+def _tracelet_setting(text: str) -> tuple[str, str]:
+    """``TRACELET_X=VALUE`` as ``(name, value)``, for ``--tracelet-env``."""
+    name, equals, value = text.partition("=")
+    if not name.startswith("TRACELET_") or not equals:
+        raise argparse.ArgumentTypeError(f"expected TRACELET_<SETTING>=<VALUE>, got {text!r}")
+    return name, value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="training steps per run (default 1000)")
@@ -616,6 +624,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tracelet-env",
         action="append",
         default=[],
+        type=_tracelet_setting,
         metavar="TRACELET_X=VALUE",
         help="a Tracelet setting for the Tracelet runs (repeatable), e.g. TRACELET_ENVIRONMENT=false",
     )
