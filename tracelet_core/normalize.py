@@ -1,84 +1,157 @@
-"""Turning what users log into what trackers accept: flat params, safe keys, plain values, limits.
+"""Hyperparameters as trackers take them: plain values, flat keys, secrets masked.
 
-Every function here is pure. Backends call the key and limit helpers with their own rules; the
-run calls :func:`flatten_params` and :func:`to_plain` once per ``log_params``.
+Every function here is pure (apart from one warning for a value that cannot be printed). The run
+calls :func:`to_plain`, :func:`mask_secret_params` and :func:`flatten_params` once per
+``log_params``. Steps, timestamps, metric values and artifact names are checked in
+:mod:`tracelet_core.inputs`; keys are made valid for each tracker in :mod:`tracelet_core.names`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 import re
 from argparse import Namespace
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from fnmatch import fnmatchcase
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from tracelet_core.errors import warn_once
+from tracelet_core.inputs import element_count, is_tensor_like
 
 __all__ = [
-    "TRUNCATION_MARKER",
-    "KeySanitizer",
+    "DEFAULT_SECRET_PARAMS",
+    "MASK",
     "deep_merge",
     "flatten_params",
+    "is_secret_key",
+    "mask_secret_params",
     "param_to_str",
-    "sanitize_key",
-    "to_metric_value",
     "to_plain",
-    "truncate",
 ]
 
-TRUNCATION_MARKER = "...[truncated by Tracelet: {total} chars]"
+# Hyperparameters whose value is a secret, matched (as globs, any case) against the last segment of
+# the key: `api_key`, `hf_token`, `db_password` and `secret` are masked; `pad_token_id`,
+# `max_new_tokens` and `author` are not. TRACELET_SECRET_PARAMS replaces this list.
+DEFAULT_SECRET_PARAMS = (
+    "*password",
+    "*passwd",
+    "*passphrase",
+    "*secret",
+    "*token",
+    "*api_key",
+    "*apikey",
+    "*access_key",
+    "*access_key_id",
+    "*secret_key",
+    "*private_key",
+    "*credential",
+    "*credentials",
+    "auth",
+    "*_auth",
+)
+# The same string as collectors.environment.MASK; importing it would be a cycle at `import tracelet_core`
+# (collectors/__init__ -> collectors.runner -> normalize).
+MASK = "***"
 MAX_DEPTH = 32
 _ARRAY_PREVIEW = 64
+# Python refuses str() of an int with more digits than sys.get_int_max_str_digits(), which is at least
+# 640; YAML and JSON both need that str(). Ints up to 2000 bits (603 digits) always print; longer
+# ones are stored as their decimal text, or as a placeholder where Python refuses to print them.
+_ALWAYS_PRINTABLE_BITS = 2000
+_T = TypeVar("_T")
 
 
-def _is_tensor_like(value: Any) -> bool:
-    # torch and numpy are never imported here: core stays light, so duck-type by module name.
-    module = type(value).__module__
-    return (module.startswith("torch") or module.startswith("numpy")) and hasattr(value, "tolist")
+def _safe_str(value: Any, text: Callable[[Any], str] = str) -> str:
+    """``text(value)`` as an exact ``str``; ``"<unprintable Type>"`` (and one warning) when it raises."""
+    try:
+        # str() lets __str__ return a str subclass, which yaml.safe_dump refuses.
+        return str.__str__(text(value))
+    except Exception:
+        name = type(value).__name__
+        warn_once(
+            f"unprintable:{type(value).__module__}.{type(value).__qualname__}",
+            f"A logged value of type {name} raised when converted to text; it is recorded as '<unprintable {name}>'.",
+        )
+        return f"<unprintable {name}>"
+
+
+def _builtin_scalar(value: int | float | str) -> int | float | str:
+    """``value`` as exactly ``int``, ``float`` or ``str``: subclasses (numpy, enums) make YAML and JSON fail."""
+    if isinstance(value, int):
+        number = int.__int__(value)
+        return number if number.bit_length() <= _ALWAYS_PRINTABLE_BITS else _safe_str(number)
+    if isinstance(value, float):
+        return float.__float__(value)
+    return str.__str__(value)
+
+
+def _callable_name(value: Any) -> str:
+    module = getattr(value, "__module__", None)
+    name = getattr(value, "__qualname__", None)
+    if not (isinstance(name, str) and name):
+        name = type(value).__qualname__
+    return f"{module}.{name}" if isinstance(module, str) and module else str.__str__(name)
 
 
 def to_plain(value: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) -> Any:
     """Convert a hyperparameter value to plain YAML/JSON data (dicts, lists, str, int, float, bool, None).
 
-    Namespaces and dataclasses become dicts, Enums ``Type.NAME``, paths and callables strings,
-    tensors and arrays lists (or a scalar). Cycles and nesting deeper than 32 levels become strings.
+    Scalars become exactly ``bool``/``int``/``float``/``str`` (numpy scalars and subclasses too, so
+    ``yaml.safe_dump`` and ``json.dumps`` always work on the result). Namespaces and dataclasses
+    become dicts with string keys, int and str Enums their value, other Enums ``Type.NAME``, paths
+    and callables strings, tensors and arrays lists (a scalar when 0-d, their printout past 64
+    elements), sets sorted lists. Cycles and nesting deeper than 32 levels become strings; a value
+    whose ``str()`` raises becomes ``"<unprintable Type>"`` with one warning. Never raises for that.
 
     Example:
         >>> import enum, pathlib
         >>> class Opt(enum.Enum):
         ...     ADAM = "adam"
-        >>> to_plain({"opt": Opt.ADAM, "dir": pathlib.PurePosixPath("/d"), "fn": len})
-        {'opt': 'Opt.ADAM', 'dir': '/d', 'fn': 'builtins.len'}
+        >>> class Level(enum.IntEnum):
+        ...     HIGH = 3
+        >>> to_plain({"opt": Opt.ADAM, "level": Level.HIGH, "dir": pathlib.PurePosixPath("/d"), "fn": len})
+        {'opt': 'Opt.ADAM', 'level': 3, 'dir': '/d', 'fn': 'builtins.len'}
     """
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, float):
-        return value
-    if isinstance(value, enum.Enum):
+    if isinstance(value, enum.Enum) and not isinstance(value, int | float | str):
         return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, int | float | str):
+        return _builtin_scalar(value)
     if isinstance(value, PurePath):
-        return str(value)
-    if _is_tensor_like(value):
-        plain = value.tolist()
-        return plain if not isinstance(plain, list) or len(plain) <= _ARRAY_PREVIEW else str(plain)
+        return _safe_str(value)
+    if is_tensor_like(value):
+        try:
+            count = element_count(value)
+            if count is not None and count > _ARRAY_PREVIEW:
+                # Their printout, on one line: numpy and torch summarise big arrays; tolist() would not.
+                return " ".join(_safe_str(value).split())
+            return to_plain(value.tolist(), _depth + 1, _seen)
+        except Exception:  # tolist() fails for tensors on some devices; their printout is all we have
+            return _safe_str(value)
     if _depth >= MAX_DEPTH or id(value) in _seen:
-        return repr(value)
+        return _safe_str(value, repr)
     seen = _seen | {id(value)}
     if isinstance(value, Namespace):
         value = vars(value)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): to_plain(v, _depth + 1, seen) for k, v in value.items()}
+        return {_plain_key(k): to_plain(v, _depth + 1, seen) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        return [to_plain(v, _depth + 1, seen) for v in items]
+        items = [to_plain(v, _depth + 1, seen) for v in value]
+        # Sorted by the plain form: a set's order changes between processes, its sorted repr does not.
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
     if callable(value):
-        module = getattr(value, "__module__", None) or ""
-        name = getattr(value, "__qualname__", None) or type(value).__qualname__
-        return f"{module}.{name}" if module else name
-    return str(value)
+        return _callable_name(value)
+    return _safe_str(value)
+
+
+def _plain_key(key: Any) -> str:
+    plain = to_plain(key)
+    return plain if isinstance(plain, str) else _safe_str(plain)
 
 
 def param_to_str(value: Any) -> str:
@@ -124,122 +197,59 @@ def flatten_params(params: Any, sep: str = "/") -> dict[str, str]:
     return flat
 
 
-def sanitize_key(key: str, invalid: re.Pattern[str], replacement: str = "_", max_length: int | None = None) -> str:
-    """Replace every character matched by ``invalid`` and shorten to ``max_length``.
+def is_secret_key(key: str, patterns: Iterable[str] = DEFAULT_SECRET_PARAMS) -> bool:
+    """Whether the last segment of ``key`` (after its last ``/`` or ``.``) matches a glob, in any case.
 
-    Example:
-        >>> sanitize_key("val acc@top1", re.compile(r"[^\\w./ -]"))
-        'val acc_top1'
-    """
-    cleaned = invalid.sub(replacement, key) or replacement
-    if max_length is not None and len(cleaned) > max_length:
-        cleaned = cleaned[:max_length]
-    return cleaned
-
-
-class KeySanitizer:
-    """Remembers how keys were changed, warns once per changed key, and keeps distinct keys distinct.
+    Trailing separators are ignored, so ``"db/password/"`` is a secret too.
 
     Args:
-        backend: name used in the warning.
-        invalid: characters the tracker rejects.
-        max_length: longest key the tracker accepts.
-        warn: called with (warning key, message) the first time a key is changed.
+        key: a param key, flat (``"db/password"``, ``"optimizer.token"``) or one level of a nested dict.
+        patterns: globs such as ``"*token"``; :data:`DEFAULT_SECRET_PARAMS` unless the settings say otherwise.
+
+    Returns:
+        True when the value of ``key`` must not be recorded.
 
     Example:
-        >>> s = KeySanitizer("demo", re.compile(r"[^a-z]"), warn=lambda k, m: None)
-        >>> s("a b"), s("a?b"), s("a b")
-        ('a_b', 'a_b_2', 'a_b')
+        >>> is_secret_key("db/password"), is_secret_key("optimizer.HF_TOKEN"), is_secret_key("pad_token_id")
+        (True, True, False)
     """
-
-    def __init__(
-        self,
-        backend: str,
-        invalid: re.Pattern[str],
-        max_length: int | None = None,
-        warn: Callable[[str, str], object] | None = None,
-    ) -> None:
-        from tracelet_core.errors import warn_once
-
-        self._backend = backend
-        self._invalid = invalid
-        self._max_length = max_length
-        self._warn = warn or warn_once
-        self._mapping: dict[str, str] = {}
-        self._taken: set[str] = set()
-
-    def __call__(self, key: str) -> str:
-        known = self._mapping.get(key)
-        if known is not None:
-            return known
-        cleaned = sanitize_key(key, self._invalid, max_length=self._max_length)
-        if cleaned != key and cleaned in self._taken:
-            n = 2
-            while f"{cleaned}_{n}" in self._taken:
-                n += 1
-            cleaned = f"{cleaned}_{n}"
-        if cleaned != key:
-            self._warn(
-                f"key:{self._backend}:{key}",
-                f"{self._backend} does not accept the key {key!r}; it is recorded as {cleaned!r}.",
-            )
-        self._mapping[key] = cleaned
-        self._taken.add(cleaned)
-        return cleaned
+    segment = re.split(r"[/.]", key.rstrip("/."))[-1].lower()
+    return any(fnmatchcase(segment, pattern.lower()) for pattern in patterns)
 
 
-def truncate(text: str, limit: int | None) -> str:
-    """Shorten ``text`` to at most ``limit`` characters, ending with a marker that says so.
+def mask_secret_params(params: _T, patterns: Iterable[str] = DEFAULT_SECRET_PARAMS) -> _T:
+    """``params`` with the value of every secret key (:func:`is_secret_key`) replaced by ``"***"``.
+
+    Walks plain nested data (dicts, lists, tuples, as :func:`to_plain` returns); a nested dict's keys
+    are segments of their own. A secret key keeps its key, and its whole value (a dict or list too)
+    becomes ``"***"``. ``params`` itself is not changed.
+
+    Args:
+        params: plain hyperparameters, nested or flat (``{"db/password": ...}``).
+        patterns: globs matched against the last segment of each key, in any case.
+
+    Returns:
+        A copy of ``params`` of the same shape with secrets masked.
 
     Example:
-        >>> truncate("x" * 100, 50)
-        'xxxxxxxxxxxxx...[truncated by Tracelet: 100 chars]'
-        >>> len(truncate("x" * 100, 50))
-        50
+        >>> mask_secret_params({"db": {"password": "hunter2", "host": "h"}, "api_key": {"a": 1}})
+        {'db': {'password': '***', 'host': 'h'}, 'api_key': '***'}
     """
-    if limit is None or len(text) <= limit:
-        return text
-    marker = TRUNCATION_MARKER.format(total=len(text))
-    return text[: max(0, limit - len(marker))] + marker[:limit]
+    globs = tuple(patterns)  # read once: an iterator would be used up by the first key
 
-
-def to_metric_value(value: Any) -> float | None:
-    """A metric value as a float, or None when it is not a number.
-
-    Accepts bools, ints, floats (NaN and ±inf kept), numeric strings, numpy scalars and one-element
-    tensors or arrays (converted here, off the training thread).
-
-    Example:
-        >>> to_metric_value("0.5"), to_metric_value(True), to_metric_value(None), to_metric_value("abc")
-        (0.5, 1.0, None, None)
-    """
-    if isinstance(value, float):
+    def walk(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                key: MASK if isinstance(key, str) and is_secret_key(key, globs) else walk(child)
+                for key, child in value.items()
+            }
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, tuple):
+            return tuple(walk(item) for item in value)
         return value
-    if isinstance(value, bool | int):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    if _is_tensor_like(value) or hasattr(value, "item"):
-        try:
-            if getattr(value, "numel", None) is not None and value.numel() != 1:
-                return None
-            if getattr(value, "size", 1) not in (1, None) and not callable(value.size):
-                return None
-            return float(value.item())
-        except (TypeError, ValueError, RuntimeError, AttributeError):
-            return None
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
 
-
-def is_finite(value: float) -> bool:
-    """``math.isfinite`` under a name that reads well at call sites."""
-    return math.isfinite(value)
+    return cast(_T, walk(params))
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

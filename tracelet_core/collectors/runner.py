@@ -21,7 +21,7 @@ from tracelet_core.collectors.base import (
     CollectorSink,
     CollectorUnavailableError,
 )
-from tracelet_core.normalize import to_metric_value
+from tracelet_core.inputs import to_metric_value
 
 if TYPE_CHECKING:
     from tracelet_core.settings import TraceletSettings
