@@ -6,6 +6,7 @@ in one place. Messages say what was wrong, the offending value, and what to do.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import warnings
@@ -14,9 +15,13 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "ConfigurationError",
+    "ErrorKind",
     "JournalError",
+    "PermanentDeliveryError",
+    "RunInUseError",
     "TraceletError",
     "TraceletWarning",
+    "TrackerConfigurationError",
     "warn_once",
 ]
 
@@ -39,6 +44,34 @@ class BackendUnavailableError(BackendError):
 
 class JournalError(TraceletError):
     """The run's journal cannot be opened or has an unexpected layout."""
+
+
+class RunInUseError(TraceletError):
+    """Another live process records into this run id; two writers would merge two runs into one."""
+
+
+class ErrorKind(enum.Enum):
+    """What a failed tracker call means for the delivery (each backend classifies its SDK's errors).
+
+    * ``TRANSIENT``: the tracker may take it later (network, timeout, a locked store, 5xx): retry with backoff.
+    * ``PERMANENT``: this event can never be written (the tracker rejects its content): it is set
+      aside with the reason (a dead letter, shown by ``tracelet show``) and delivery goes on with the rest.
+    * ``CONFIGURATION``: the tracker cannot be used as configured (no API key, no permission, an
+      unknown project): the user is told at once, and the run's events wait in the journal for
+      ``tracelet sync`` once the setting is fixed.
+    """
+
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    CONFIGURATION = "configuration"
+
+
+class PermanentDeliveryError(BackendError):
+    """Raised by a backend for an event its tracker can never take (classified ``PERMANENT``)."""
+
+
+class TrackerConfigurationError(BackendError):
+    """Raised by a backend when its tracker cannot be used as configured (classified ``CONFIGURATION``)."""
 
 
 class TraceletWarning(UserWarning):

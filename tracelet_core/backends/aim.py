@@ -22,6 +22,15 @@ How Tracelet's events land in Aim:
 - Files go to ``options["artifacts_uri"]``, by default ``file://<repo>/aim-artifacts/<run hash>/``.
 - Aim has no run status: a FAILED or KILLED run gets the tag ``tracelet.status:<STATUS>``; a
   FINISHED one is reported to Aim as successfully finished.
+- Opening: a local repository is created (or opened) and the run made under
+  :func:`~tracelet_core.locks.store_lock`, as runs starting at once on a new repository otherwise
+  fail ("out of date": one process reads it half-made). Opened without a native id (a delivery
+  process that died before the journal recorded the hash), the backend continues the unfinished
+  run of the repository whose ``tracelet.run_id`` is this run's. Aim's index does not hold
+  unfinished runs and ``aim.Run`` cannot read them read-only, so the candidates (``meta/progress``,
+  touched since the run started) are read from their own chunk, read-only: milliseconds each. A
+  finished run is not looked for (its id was recorded when it was opened), nor are runs of a remote
+  (``aim://``) repository.
 """
 
 from __future__ import annotations
@@ -34,10 +43,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tracelet_core.backends.base import Backend, Capabilities
-from tracelet_core.errors import BackendError, warn_once
+from tracelet_core.backends.base import Backend, Capabilities, classify_common_error
+from tracelet_core.errors import BackendError, ErrorKind, TrackerConfigurationError, warn_once
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
-from tracelet_core.normalize import KeySanitizer, to_plain
+from tracelet_core.locks import store_lock
+from tracelet_core.names import KeySanitizer
+from tracelet_core.normalize import to_plain
 
 __all__ = ["AimBackend", "param_value", "sequence_of", "unflatten_params"]
 
@@ -52,6 +63,16 @@ _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?")
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]")  # "007" is an identifier, not a number
 _INT64 = 2**63  # Aim's tree stores ints as C longs
+# Runs open in this process, by Tracelet run id. The delivery worker makes a new backend for each
+# attempt to open; an attempt that failed after creating its run leaves it open (and locked by this
+# very process, which Aim would refuse), so the next attempt continues that run object.
+_open_runs: dict[str, Any] = {}
+_CONFIGURATION_ERRORS = frozenset(
+    {
+        "aimrocks.errors.Corruption",  # a damaged repository (aimrocks has no type stubs to import it by)
+        "aim.ext.transport.tracking.UnauthorizedRequestError",  # an aim:// server refusing this client
+    }
+)
 
 
 def sequence_of(key: str) -> tuple[str, dict[str, str]]:
@@ -112,6 +133,42 @@ def _tag_label(key: str, value: str) -> str:
     return f"{key}:{value}" if value else key
 
 
+def _local_repo(repo: str | None) -> Path | None:
+    """The root of a local repository (Aim's default when None), or None for ``aim://``/``ssh://``."""
+    from aim.sdk.repo import Repo
+    from aim.sdk.utils import clean_repo_path
+
+    path = repo or Repo.default_repo_path()
+    if Repo.is_remote_path(path) or path.startswith("ssh://"):
+        return None
+    return Path(clean_repo_path(path))
+
+
+def _unfinished_run(aim_dir: Path, run_id: str, since: float) -> str | None:
+    """The hash of an unfinished run of the repository ``aim_dir`` whose ``tracelet.run_id`` is ``run_id``."""
+    from aim.storage.rockscontainer import RocksContainer
+
+    progress = aim_dir / "meta" / "progress"
+    candidates = progress.iterdir() if progress.is_dir() else iter(())
+    for flag in candidates:
+        try:
+            if flag.stat().st_mtime < since:  # last touched before this run started
+                continue
+            container = RocksContainer(str(aim_dir / "meta" / "chunks" / flag.name), read_only=True)
+        except Exception:  # removed meanwhile, or not a run Aim can open: not the one looked for
+            continue
+        try:
+            tree = container.tree().subtree(("meta", "chunks", flag.name))
+            # end_time is None until the run is closed; a closed run's flag may linger a moment.
+            if tree.get("end_time") is None and tree.collect(("attrs", "tracelet", "run_id")) == run_id:
+                return flag.name
+        except Exception:  # no Tracelet run id: another tool's run
+            continue
+        finally:
+            container.close()
+    return None
+
+
 class AimBackend(Backend):
     """Delivers a Tracelet run to Aim (``pip install "tracelet-lightning[aim]"``).
 
@@ -135,6 +192,7 @@ class AimBackend(Backend):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self._run: Any = None  # aim.Run
+        self._run_id = ""  # the Tracelet run id of self._run
         self._keeps_time = False
         self._resumed = False
         self._epoch: int | None = None
@@ -148,25 +206,50 @@ class AimBackend(Backend):
     def open(self, run: RunInfo, native_id: str | None) -> str:
         """Create the Aim run, or re-open the run whose hash is ``native_id``; return its hash.
 
+        Without ``native_id``, an unfinished run of this Tracelet run is continued (see the module
+        docstring); a ``native_id`` missing from the repository is continued in a new run, with a warning.
+
         Raises:
-            BackendError: ``native_id`` is not in the repository.
+            TrackerConfigurationError: the repository was made by an older Aim version.
         """
         if self._run is not None and native_id not in (None, self._run.hash):
             self._release()
         if self._run is None:  # else a retried open: keep the run the failed attempt created
-            self._start(run, native_id)
+            live = _open_runs.get(run.run_id)
+            if live is not None and native_id in (None, live.hash):
+                self._use(live, run.run_id, resumed=True)  # left open by an earlier attempt's backend
+            else:
+                self._start(run, native_id)
         aim_run = self._run
         if run.run_name:
             aim_run.name = run.run_name
-        aim_run["tracelet", "run_id"] = run.run_id
         self._write_tags(run.tags)
         return str(aim_run.hash)
 
     def _start(self, run: RunInfo, native_id: str | None) -> None:
+        from aim.sdk.repo import Repo, RepoStatus
+        from aim.sdk.utils import get_aim_repo_name
+
+        repo = self.options.get("repo") or None
+        local = _local_repo(repo)
+        if local is None:
+            self._create(run, native_id, repo)
+            return
+        aim_dir = local / get_aim_repo_name()
+        with store_lock(aim_dir):  # creating a repository (and its SQLite index) is not safe to race
+            if Repo.check_repo_status(str(local)) == RepoStatus.UPDATE_REQUIRED:
+                raise TrackerConfigurationError(
+                    f"The Aim repository {str(local)!r} was made by an older Aim version, which this one "
+                    "cannot write. Point TRACELET_AIM__REPO at another directory (`aim init` would "
+                    "re-create this one, without its runs)."
+                )
+            native_id = native_id or _unfinished_run(aim_dir, run.run_id, since=run.start_time - 60)
+            self._create(run, native_id, str(local))
+
+    def _create(self, run: RunInfo, native_id: str | None, repo: str | None) -> None:
         import aim
         from aim.sdk.errors import MissingRunError
 
-        repo = self.options.get("repo") or None
         options: dict[str, Any] = {
             "repo": repo,
             "experiment": run.experiment,
@@ -187,7 +270,13 @@ class AimBackend(Backend):
             )
             native_id = None
             aim_run = aim.Run(None, **options)
-        self._run, self._resumed = aim_run, native_id is not None
+        aim_run["tracelet", "run_id"] = run.run_id  # first: what finds this run again (see _unfinished_run)
+        _open_runs[run.run_id] = aim_run
+        self._use(aim_run, run.run_id, resumed=native_id is not None)
+
+    def _use(self, aim_run: Any, run_id: str, resumed: bool) -> None:
+        """Write into ``aim_run`` from now on, with the state it holds (tags, epoch, params)."""
+        self._run, self._run_id, self._resumed = aim_run, run_id, resumed
         stored = aim_run.get("tracelet") or {}
         self._tags = dict(stored.get("tags") or {})
         self._epoch = stored.get("epoch")
@@ -387,12 +476,31 @@ class AimBackend(Backend):
 
     def _release(self) -> None:
         aim_run, self._run = self._run, None
+        if _open_runs.get(self._run_id) is aim_run:
+            del _open_runs[self._run_id]
         aim_run.close()
 
     def _require_run(self) -> Any:
         if self._run is None:
             raise BackendError("The Aim backend received data before open() or after close().")
         return self._run
+
+    def classify_error(self, exc: BaseException, during: str) -> ErrorKind:
+        """Aim's errors: a damaged repository, a legacy run lock or a deleted run is configuration;
+        a run another process holds (``filelock.Timeout``) and I/O errors are transient.
+
+        Example:
+            >>> from aim.sdk.errors import RunLockingError
+            >>> AimBackend({}).classify_error(RunLockingError("Cannot acquire lock for Run 'x'"), "start").value
+            'configuration'
+        """
+        from aim.sdk.errors import MissingRunError, RepoIntegrityError, RunLockingError
+
+        if isinstance(exc, RunLockingError | RepoIntegrityError | MissingRunError):
+            return ErrorKind.CONFIGURATION  # needs `aim runs close --force`, a repair, or the run is gone
+        if f"{type(exc).__module__}.{type(exc).__qualname__}" in _CONFIGURATION_ERRORS:
+            return ErrorKind.CONFIGURATION
+        return classify_common_error(exc)
 
     def location(self) -> str | None:
         """The repository's directory (what ``aim up --repo`` takes), or its ``aim://`` URL."""

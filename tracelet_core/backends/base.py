@@ -7,9 +7,12 @@ batches, not single calls, in the order they were logged:
 ``log_artifact(artifact)`` and ``log_media(item)``, then ``close(status)``.
 
 Any exception a backend raises is caught by its worker, logged to the run's delivery log and
-retried with backoff; a backend must therefore make re-delivery of the same batch harmless
-(points carry their original timestamp for that purpose). A backend whose SDK is missing raises
-:class:`~tracelet_core.errors.BackendUnavailableError` from :meth:`Backend.check_available`.
+classified by the backend (:meth:`Backend.classify_error`): a transient error is retried with
+backoff, so a backend must make re-delivery of the same batch harmless (points carry their original
+timestamp for that purpose); a permanent one sets the event aside (a dead letter) and delivery goes
+on; a configuration error stops this backend's delivery and tells the user at once. A backend
+whose SDK is missing raises :class:`~tracelet_core.errors.BackendUnavailableError` from
+:meth:`Backend.check_available`.
 """
 
 from __future__ import annotations
@@ -25,10 +28,52 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tracelet_core.errors import BackendUnavailableError, warn_once
+from tracelet_core.errors import (
+    BackendUnavailableError,
+    ErrorKind,
+    PermanentDeliveryError,
+    TrackerConfigurationError,
+    warn_once,
+)
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus
 
-__all__ = ["Backend", "Capabilities", "staged_copy"]
+__all__ = ["Backend", "Capabilities", "classify_common_error", "staged_copy"]
+
+# Errors that say the event itself is wrong (its type, its value, its encoding): sending it again
+# cannot succeed. Raised by an SDK's own validation, or by a backend mapping an event.
+_PERMANENT_TYPES: tuple[type[BaseException], ...] = (
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    UnicodeError,
+)
+
+
+def classify_common_error(exc: BaseException) -> ErrorKind:
+    """The kind of an error no backend-specific rule knows.
+
+    Tracelet's own :class:`~tracelet_core.errors.PermanentDeliveryError` and
+    :class:`~tracelet_core.errors.TrackerConfigurationError` say what they are; errors about the
+    event's content (``TypeError``, ``ValueError``, ``UnicodeError``...) are permanent; anything else
+    (connection, timeout, a locked store, an unknown SDK error) is transient and retried.
+
+    Example:
+        >>> classify_common_error(ConnectionError()).value, classify_common_error(TypeError()).value
+        ('transient', 'permanent')
+    """
+    if isinstance(exc, TrackerConfigurationError):
+        return ErrorKind.CONFIGURATION
+    if isinstance(exc, PermanentDeliveryError):
+        return ErrorKind.PERMANENT
+    if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError) and exc.filename:
+        return ErrorKind.PERMANENT  # a local file to upload that is not there (or not a file)
+    if isinstance(exc, OSError | TimeoutError | ConnectionError):
+        return ErrorKind.TRANSIENT
+    if isinstance(exc, _PERMANENT_TYPES):
+        return ErrorKind.PERMANENT
+    return ErrorKind.TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -124,8 +169,22 @@ class Backend(ABC):
             self.log_artifact(ArtifactRef(str(path), stem + ".json"))
 
     def location(self) -> str | None:
-        """Where the run can be found (a URI, path or URL), for the summary a user reads. None if unknown."""
+        """Where the run can be found (a URI, path or URL, never with credentials), for the summary a
+        user reads. None if unknown."""
         return None
+
+    def classify_error(self, exc: BaseException, during: str) -> ErrorKind:
+        """What a failed call means: retry it, set its event aside, or stop and tell the user.
+
+        Backends override this to map their SDK's errors (HTTP status, error codes) and fall back on
+        :func:`classify_common_error`. A PERMANENT error while opening the run (``during == "start"``)
+        is treated as CONFIGURATION by the worker: without a run nothing else can be written.
+
+        Args:
+            exc: the exception the call raised.
+            during: the event kind being delivered: ``start``, ``batch``, ``artifact``, ``media``, ``finish``.
+        """
+        return classify_common_error(exc)
 
 
 class staged_copy:

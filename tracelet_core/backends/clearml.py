@@ -46,6 +46,17 @@ server. Offline it needs the session folder ``<CLEARML_CACHE_DIR>/offline/<id>``
 not yet imported: new events are appended to it and its zip is rewritten on close. When the
 session is gone, a new task is created (with a warning) and its id returned.
 
+Opening again without a native id (a delivery process that died before the journal recorded the
+task id) continues the task carrying the system tag ``tracelet.run_id:<run id>``, set right after
+``Task.init``: online the server is asked for it (``Task.query_tasks``); offline, where ClearML can
+look nothing up, the session folders on this machine written since the run started are read
+(``task.json``). Limits: a task whose process died between ``Task.init`` and the tag (a few
+milliseconds) is not found, and offline only sessions in this ``CLEARML_CACHE_DIR`` count.
+
+What ClearML must not copy: argparse capture is off (``auto_connect_arg_parser=False``), and with
+it ClearML's environment logging (``log_os_environments`` / ``CLEARML_LOG_ENVIRONMENT``), which
+would copy the delivery process's environment, credentials included; only ``sys.argv[0]`` is kept.
+
 Limits: ClearML keeps one ``Task.init`` task per process, so one ClearML run at a time per
 process; closing an offline session zips the whole folder, artifacts included. With
 ``TRACELET_DELIVERY=thread`` the process-wide changes above, and ClearML's fork hook (active while
@@ -59,12 +70,19 @@ import itertools
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tracelet_core.backends.base import Backend, Capabilities, staged_copy
-from tracelet_core.errors import BackendError, warn_once
+from tracelet_core.backends.base import Backend, Capabilities, classify_common_error, staged_copy
+from tracelet_core.errors import (
+    BackendError,
+    ErrorKind,
+    PermanentDeliveryError,
+    TrackerConfigurationError,
+    warn_once,
+)
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
 
 if TYPE_CHECKING:
@@ -74,6 +92,7 @@ __all__ = ["ClearMLBackend", "split_metric_key"]
 
 PARAMS_SECTION = "hyperparameters"
 STATUS_PROPERTY = "tracelet.status"
+RUN_ID_TAG = "tracelet.run_id:"  # + the Tracelet run id: the system tag that finds the task again
 # Tracelet's machine-captured facts: kept as user properties only (a commit hash per run would
 # make a new project-wide ClearML tag per run).
 PROPERTY_ONLY_PREFIXES = ("git.", "env.", "tracelet.")
@@ -87,6 +106,7 @@ _NO_AUTO_CONNECT: dict[str, bool] = dict.fromkeys(
     False,
 )  # fmt: skip
 _STATUS_REASON = "set by Tracelet"
+_LOGIN_STATUS = re.compile(r"\(error (\d{3}) from ")  # clearml's LoginError message
 
 
 def split_metric_key(key: str) -> tuple[str, str]:
@@ -178,28 +198,29 @@ class ClearMLBackend(Backend):
             The task id (``offline-<hex>`` in offline mode).
 
         Raises:
-            BackendError: the task type is unknown, or ClearML has no server configured online.
+            TrackerConfigurationError: the task type is unknown, or ClearML has no server configured online.
         """
         from clearml import Task
         from clearml.backend_api.session.defs import MissingConfigError
 
         task_type = str(self.options.get("task_type") or "training")
         if task_type not in Task.TaskTypes.__members__:
-            raise BackendError(
+            raise TrackerConfigurationError(
                 f"TRACELET_CLEARML__TASK_TYPE={task_type!r} is not a ClearML task type; "
                 f"allowed: {', '.join(Task.TaskTypes.__members__)}"
             )
         offline = self.options.get("offline")
         self._offline = _offline_from_env() if offline is None else bool(offline)
         _prepare_sdk(Task)
+        project = str(self.options.get("project") or run.experiment)
         # Offline mode is process-wide in ClearML: a failed open must not leave it switched, or the
         # reporter of another task in this process starts sending to a server that is not there.
         was_offline = Task.is_offline()
         try:
             Task.set_offline(self._offline)
-            resume_id = self._resumable(native_id)
+            resume_id = self._resumable(native_id) or self._tagged_task(Task, project, run)
             task: Task = Task.init(
-                project_name=self.options.get("project") or run.experiment,
+                project_name=project,
                 task_name=run.run_name or run.run_id,
                 task_type=task_type,
                 reuse_last_task_id=False,
@@ -211,12 +232,21 @@ class ClearMLBackend(Backend):
             )
         except MissingConfigError as exc:
             Task.set_offline(was_offline)
-            raise BackendError(
+            raise TrackerConfigurationError(
                 f"ClearML has no server configured ({exc}). Run `clearml-init`, set CLEARML_API_HOST and "
                 "credentials, or record offline with TRACELET_CLEARML__OFFLINE=true."
             ) from exc
+        except BaseException:
+            Task.set_offline(was_offline)
+            raise
         if not isinstance(task, Task):
-            raise BackendError(f"ClearML's Task.init returned {type(task).__name__}, not a task; see the delivery log")
+            raise TrackerConfigurationError(
+                f"ClearML's Task.init returned {type(task).__name__}, not a task; see the delivery log"
+            )
+        marker = RUN_ID_TAG + run.run_id
+        system_tags = list(task.get_system_tags() or [])
+        if marker not in system_tags:
+            task.set_system_tags([*system_tags, marker])
         if resume_id:
             # continue_last_task offsets every later iteration past the last one; steps are kept as logged.
             task.set_initial_iteration(0)
@@ -239,6 +269,26 @@ class ClearMLBackend(Backend):
             f"The ClearML offline session {native_id!r} is not in {get_offline_dir()} (imported, moved, or "
             "another CLEARML_CACHE_DIR); Tracelet continues the run in a new ClearML task.",
         )
+        return None
+
+    def _tagged_task(self, task_cls: type[Task], project: str, run: RunInfo) -> str | None:
+        """The id of a task already tagged with this Tracelet run id (see the module docstring), or None."""
+        marker = RUN_ID_TAG + run.run_id
+        if not self._offline:
+            found = task_cls.query_tasks(
+                project_name=project, task_filter={"system_tags": [marker], "order_by": ["-last_update"]}
+            )
+            return str(found[0]) if found else None
+        from clearml.config import get_offline_dir
+
+        for session in Path(get_offline_dir()).glob("offline-*/task.json"):
+            try:
+                if session.stat().st_mtime < run.start_time - 60:  # written before this run started
+                    continue
+                if marker in (json.loads(session.read_text()).get("system_tags") or []):
+                    return session.parent.name
+            except (OSError, ValueError):
+                continue  # a session being written, or removed meanwhile
         return None
 
     def write(self, batch: Batch) -> None:
@@ -284,13 +334,13 @@ class ClearMLBackend(Backend):
         """Upload a file under ``artifact.name`` and wait for the upload.
 
         Raises:
-            BackendError: the file does not exist (retrying will not bring it back).
+            PermanentDeliveryError: the file does not exist (retrying will not bring it back).
             RuntimeError: ClearML reported a failed upload (retried by the caller).
         """
         task = self._require_task()
         source = Path(artifact.path)
         if not source.exists():
-            raise BackendError(f"Artifact file {artifact.path!r} ({artifact.name!r}) does not exist.")
+            raise PermanentDeliveryError(f"Artifact file {artifact.path!r} ({artifact.name!r}) does not exist.")
         # ClearML shows metadata as strings; lists and dicts read better as JSON than as repr().
         metadata = {
             str(k): v if isinstance(v, str | int | float | bool) else json.dumps(v, default=str)
@@ -318,7 +368,7 @@ class ClearMLBackend(Backend):
         iteration = self._iteration(item)
         if item.kind == "image":
             if item.path is None:
-                raise BackendError(f"Image {item.key!r} at step {item.step} has no file path.")
+                raise PermanentDeliveryError(f"Image {item.key!r} at step {item.step} has no file path.")
             logger.report_image(title, series, iteration=iteration, local_path=item.path, max_image_history=-1)
         elif item.kind == "histogram":
             bins = [float(b) for b in item.data["bins"]]
@@ -368,6 +418,35 @@ class ClearMLBackend(Backend):
     def location(self) -> str | None:
         """The offline session folder, or the task's page on the ClearML web app."""
         return self._location
+
+    def classify_error(self, exc: BaseException, during: str) -> ErrorKind:
+        """ClearML's errors: refused credentials or a missing server configuration are configuration,
+        an unreachable server transient, a request the server refuses by its status.
+
+        Example:
+            >>> from clearml.backend_api.session.session import LoginError
+            >>> backend = ClearMLBackend({})
+            >>> backend.classify_error(LoginError("Failed getting token (error 401 from http://x): no"), "start").value
+            'configuration'
+        """
+        from clearml.backend_api.session.defs import MissingConfigError
+        from clearml.backend_api.session.session import LoginError
+        from clearml.backend_interface.session import SendError
+
+        if isinstance(exc, MissingConfigError):
+            return ErrorKind.CONFIGURATION
+        if isinstance(exc, LoginError):  # also wraps a connection error while logging in
+            status = _LOGIN_STATUS.search(str(exc))
+            refused = status is not None and 400 <= int(status[1]) < 500 and int(status[1]) not in (408, 429)
+            return ErrorKind.CONFIGURATION if refused else ErrorKind.TRANSIENT
+        if isinstance(exc, SendError):
+            code = int(getattr(getattr(exc.result, "meta", None), "result_code", 0) or 0)
+            if code in (401, 403, 404):  # credentials, permission, a task deleted on the server
+                return ErrorKind.CONFIGURATION
+            if 400 <= code < 500 and code not in (408, 429):
+                return ErrorKind.PERMANENT
+            return ErrorKind.TRANSIENT
+        return classify_common_error(exc)
 
     def _require_task(self) -> Task:
         if self._task is None:

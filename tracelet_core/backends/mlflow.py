@@ -9,22 +9,34 @@ What MLflow cannot take is sanitised once, with a warning: key characters outsid
 ``[/\\w.\\- :]`` become ``_``; param values over 6000 and tag values over 8000 characters are
 truncated with a marker; a param logged again with another value (MLflow params are immutable)
 keeps its first value.
+
+Opening is idempotent: every run carries the tag ``tracelet.run_id``, and a run opened without a
+native id first looks for an active run of the experiment with that tag, so a delivery process
+that died before recording the MLflow run id continues that run instead of making a second one.
+A local SQLite store is created and migrated under :func:`~tracelet_core.locks.store_lock`: eight
+runs starting at once on a new ``mlflow.db`` would otherwise race through MLflow's schema
+migrations and leave it half-migrated. Errors are classified by their MLflow error code (see
+:meth:`MlflowBackend.classify_error`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator, Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tracelet_core.backends.base import Backend, Capabilities, staged_copy
-from tracelet_core.errors import warn_once
+from tracelet_core.backends.base import Backend, Capabilities, classify_common_error, staged_copy
+from tracelet_core.collectors.git import strip_credentials
+from tracelet_core.errors import ErrorKind, TrackerConfigurationError, warn_once
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus
-from tracelet_core.normalize import KeySanitizer, truncate
+from tracelet_core.locks import store_lock
+from tracelet_core.names import KeySanitizer, truncate
 
 if TYPE_CHECKING:
+    from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
 __all__ = ["MlflowBackend"]
@@ -36,14 +48,104 @@ MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
 MAX_KEY_LENGTH = 250
+RUN_ID_TAG = "tracelet.run_id"
 _INVALID_KEY = re.compile(r"[^/\w.\- :]")
 _INVALID_MEDIA_KEY = re.compile(r"[^a-zA-Z0-9_\-./ ]")
 _T = TypeVar("_T")
+
+# MLflow error codes (mlflow.protos.databricks_pb2) by what they mean for one delivery; any other
+# code (INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, REQUEST_LIMIT_EXCEEDED, DEADLINE_EXCEEDED...) is
+# transient. HTTP statuses arrive as codes too: 400 BAD_REQUEST, 401 UNAUTHENTICATED,
+# 403 PERMISSION_DENIED, 404 ENDPOINT_NOT_FOUND, 429 RESOURCE_EXHAUSTED, 5xx INTERNAL_ERROR...
+_PERMANENT_CODES = frozenset(
+    {
+        "BAD_REQUEST",
+        "INVALID_PARAMETER_VALUE",
+        "MALFORMED_REQUEST",
+        "INVALID_STATE",
+        "RESOURCE_ALREADY_EXISTS",
+        "ALREADY_EXISTS",
+        "RESOURCE_LIMIT_EXCEEDED",
+        "MAX_BLOCK_SIZE_EXCEEDED",
+        "MAX_LIST_SIZE_EXCEEDED",
+    }
+)
+_CONFIGURATION_CODES = frozenset(
+    {
+        "UNAUTHENTICATED",
+        "CUSTOMER_UNAUTHORIZED",
+        "PERMISSION_DENIED",
+        "RESOURCE_DOES_NOT_EXIST",  # the run or experiment was deleted for good
+        "NOT_FOUND",
+        "ENDPOINT_NOT_FOUND",  # a URI that is not an MLflow server (or a wrong path prefix)
+        "NOT_IMPLEMENTED",
+        "FEATURE_DISABLED",
+        "QUOTA_EXCEEDED",
+    }
+)
+# Messages whose code says less than they do (MLflow raises some with a generic code).
+_CONFIGURATION_MESSAGES = (
+    "must be in the 'active' state",  # a deleted run or experiment (INVALID_PARAMETER_VALUE)
+    "out-of-date database schema",  # `mlflow db upgrade` needed (INTERNAL_ERROR)
+    "readonly database",  # a SQLite file this process cannot write (TEMPORARILY_UNAVAILABLE)
+)
+_PERMANENT_MESSAGES = ("Invalid artifact path",)  # a name with `..` or a leading `/` (INTERNAL_ERROR)
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:`` tracking URI; None for any other store and in-memory SQLite.
+
+    Example:
+        >>> sqlite_file("sqlite:////tmp/mlflow.db"), sqlite_file("sqlite:///mlflow.db")
+        (PosixPath('/tmp/mlflow.db'), PosixPath('mlflow.db'))
+        >>> sqlite_file("http://127.0.0.1:5000"), sqlite_file("sqlite://")
+        (None, None)
+    """
+    if not uri.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url  # an MLflow dependency
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or during, innermost last (MLflow often drops ``from``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _classify_cause(exc: BaseException) -> ErrorKind | None:
+    """The kind an underlying SQLAlchemy or requests error decides, or None."""
+    import requests
+    from sqlalchemy import exc as sql
+
+    if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.InvalidURL):
+        return ErrorKind.CONFIGURATION
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return ErrorKind.TRANSIENT
+    if isinstance(exc, sql.IntegrityError | sql.DataError):
+        return ErrorKind.PERMANENT  # a value the database refuses (too long, a broken constraint)
+    if isinstance(exc, sql.OperationalError | sql.InterfaceError | sql.InternalError | sql.TimeoutError):
+        return ErrorKind.TRANSIENT  # locked, disk I/O, connection lost, pool exhausted
+    if isinstance(exc, sql.DatabaseError):
+        return ErrorKind.CONFIGURATION  # "file is not a database", "database disk image is malformed"
+    return None
 
 
 def _path_safe(key: str) -> str:
@@ -76,27 +178,38 @@ class MlflowBackend(Backend):
         self._keys = KeySanitizer(self.name, _INVALID_KEY, MAX_KEY_LENGTH)
 
     def open(self, run: RunInfo, native_id: str | None) -> str:
+        """Create the MLflow run, or continue ``native_id`` (or the run tagged with this Tracelet run id).
+
+        Raises:
+            TrackerConfigurationError: the experiment is deleted.
+        """
         # Tracelet retries failed calls itself; MLflow's own retries (7 by default, minutes of
         # backoff) would only hold the worker. A user's explicit setting wins.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.options.get("http_timeout") or 30)))
+        import mlflow
         from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=self.options.get("tracking_uri"))
-        existing = self._existing_run(client, native_id) if native_id else None
+        uri = str(self.options.get("tracking_uri") or mlflow.get_tracking_uri())
+        if strip_credentials(uri) != uri:
+            # Only with TRACELET_DELIVERY=thread (the delivery process gets MLflow's own credential
+            # variables instead): MLflow would print the run's URL, credentials included, at its end.
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        database = sqlite_file(uri)
+        # MLflow creates and migrates a SQLite store when it first builds the client's store.
+        with store_lock(database) if database is not None else contextlib.nullcontext():
+            client = MlflowClient(tracking_uri=uri)
+            existing = self._existing_run(client, native_id) if native_id else None
+            experiment_id = existing.info.experiment_id if existing else self._experiment_id(client, run.experiment)
+        existing = existing or self._tagged_run(client, experiment_id, run.run_id)
         if existing is not None:
             self._params = dict(existing.data.params)
-            client.update_run(existing.info.run_id, status="RUNNING")
+            if existing.info.status != "RUNNING":
+                client.update_run(existing.info.run_id, status="RUNNING")
             self._run_id, self._artifact_uri = existing.info.run_id, existing.info.artifact_uri
         else:
-            experiment = client.get_experiment_by_name(run.experiment)
-            experiment_id = (
-                experiment.experiment_id
-                if experiment is not None
-                else client.create_experiment(run.experiment, artifact_location=self.options.get("artifact_location"))
-            )
             tags = {self._keys(k): truncate(v, MAX_TAG_LENGTH) for k, v in run.tags.items()}
-            tags["tracelet.run_id"] = run.run_id
+            tags[RUN_ID_TAG] = run.run_id
             created = client.create_run(
                 experiment_id, start_time=int(run.start_time * 1000), tags=tags, run_name=run.run_name
             )
@@ -104,21 +217,59 @@ class MlflowBackend(Backend):
         self._client = client
         return self._run_id
 
-    def _existing_run(self, client: MlflowClient, native_id: str) -> Any:
+    def _experiment_id(self, client: MlflowClient, name: str) -> str:
+        """The id of the experiment ``name``, created when missing (another process may create it too)."""
+        from mlflow.exceptions import MlflowException
+
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                return str(client.create_experiment(name, artifact_location=self.options.get("artifact_location")))
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            experiment = client.get_experiment_by_name(name)  # created meanwhile by another run
+            if experiment is None:
+                raise TrackerConfigurationError(f"MLflow refuses to create the experiment {name!r}.")
+        if experiment.lifecycle_stage != "active":
+            raise TrackerConfigurationError(
+                f"The MLflow experiment {name!r} is deleted. Restore it (`mlflow experiments restore "
+                f"--experiment-id {experiment.experiment_id}`) or log to another experiment name."
+            )
+        return str(experiment.experiment_id)
+
+    def _existing_run(self, client: MlflowClient, native_id: str) -> Run | None:
         """The run to continue, or None (with a warning) when this store does not have it."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return client.get_run(native_id)
+            run = client.get_run(native_id)
         except MlflowException as exc:
-            if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
+        else:
+            if run.info.lifecycle_stage == "active":
+                return run
         warn_once(
             f"mlflow-missing-run:{native_id}",
-            f"MLflow run {native_id} is not in {client.tracking_uri} (another store, or deleted); "
-            "Tracelet continues the run in a new MLflow run.",
+            f"MLflow run {native_id} is not in {strip_credentials(str(client.tracking_uri))} (another store, or "
+            "deleted); Tracelet continues the run in a new MLflow run.",
         )
         return None
+
+    @staticmethod
+    def _tagged_run(client: MlflowClient, experiment_id: str, run_id: str) -> Run | None:
+        """An active run of the experiment already tagged with this Tracelet run id, or None."""
+        quote = "'" if "'" not in run_id else '"'
+        if quote in run_id:
+            return None  # no quoting MLflow's filter grammar accepts; such ids are not Tracelet's own
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{RUN_ID_TAG}` = {quote}{run_id}{quote}",
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
+        )
+        return found[0] if found else None
 
     def write(self, batch: Batch) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -198,10 +349,41 @@ class MlflowBackend(Backend):
         self._client = None
 
     def location(self) -> str | None:
+        """The tracking URI, without credentials (``http://user:pw@host`` gives ``http://host``)."""
         if self._client is None:
             return None
-        uri = str(self._client.tracking_uri)
-        return uri
+        return strip_credentials(str(self._client.tracking_uri))
+
+    def classify_error(self, exc: BaseException, during: str) -> ErrorKind:
+        """An MLflow error by its code, message and cause; anything else as :func:`classify_common_error`.
+
+        Example:
+            >>> from mlflow.exceptions import MlflowException
+            >>> from mlflow.protos import databricks_pb2 as codes
+            >>> def kind(code: int) -> str:
+            ...     return MlflowBackend().classify_error(MlflowException("refused", error_code=code), "batch").value
+            >>> kind(codes.INVALID_PARAMETER_VALUE), kind(codes.PERMISSION_DENIED), kind(codes.TEMPORARILY_UNAVAILABLE)
+            ('permanent', 'configuration', 'transient')
+        """
+        from mlflow.exceptions import MlflowException
+
+        mlflow_error = exc if isinstance(exc, MlflowException) else None
+        if mlflow_error is not None:
+            if any(text in mlflow_error.message for text in _CONFIGURATION_MESSAGES):
+                return ErrorKind.CONFIGURATION
+            if any(text in mlflow_error.message for text in _PERMANENT_MESSAGES):
+                return ErrorKind.PERMANENT
+        for cause in _causes(exc):  # a database or HTTP error MLflow wrapped says more than its code
+            kind = _classify_cause(cause)
+            if kind is not None:
+                return kind
+        if mlflow_error is None:
+            return classify_common_error(exc)
+        if mlflow_error.error_code in _CONFIGURATION_CODES:
+            return ErrorKind.CONFIGURATION
+        if mlflow_error.error_code in _PERMANENT_CODES:
+            return ErrorKind.PERMANENT
+        return ErrorKind.TRANSIENT
 
     def _require_client(self) -> MlflowClient:
         if self._client is None:

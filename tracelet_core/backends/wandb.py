@@ -27,10 +27,17 @@ What a W&B user finds where:
   logged are remembered (by key, step and timestamp) and skipped when the batch, or a larger one
   holding it, is delivered again. Params and tags are idempotent; a text is appended to its table
   once; W&B itself keeps one artifact version per content digest.
+- **Opening again** (a delivery process that died before recording the W&B run id): the W&B id is
+  derived from the Tracelet run id (:func:`wandb_run_id`) and ``init`` uses ``resume="allow"``, so a
+  second ``init`` continues the same run; offline it writes a second ``offline-run-*`` directory with
+  the same id, which ``wandb sync`` merges. ``WANDB_RUN_ID`` (set by sweep agents) wins.
+- **What W&B does not copy**: its metadata (command line, git remote, host, SLURM variables),
+  code, requirements and system metrics are off; Tracelet records these itself, secrets masked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -38,16 +45,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tracelet_core.backends.base import Backend, Capabilities
-from tracelet_core.errors import BackendError, warn_once
+from tracelet_core.backends.base import Backend, Capabilities, classify_common_error
+from tracelet_core.errors import BackendError, ErrorKind, warn_once
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
-from tracelet_core.normalize import truncate
+from tracelet_core.names import truncate
 
 if TYPE_CHECKING:
     from wandb import Table
     from wandb.sdk.wandb_run import Run
 
-__all__ = ["GLOBAL_STEP", "STATUS_KEY", "WALL_TIME", "WandbBackend", "config_value", "fit_histogram", "group_rows"]
+__all__ = [
+    "GLOBAL_STEP",
+    "STATUS_KEY",
+    "WALL_TIME",
+    "WandbBackend",
+    "config_value",
+    "fit_histogram",
+    "group_rows",
+    "wandb_run_id",
+]
 
 GLOBAL_STEP = "trainer/global_step"
 WALL_TIME = "tracelet/wall_time"
@@ -58,9 +74,17 @@ _INT = re.compile(r"-?[0-9]+")
 _ARTIFACT_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _PROJECT_UNSAFE = re.compile(r"[/\\#?%:]")
 _ALIAS_UNSAFE = re.compile(r"[/:]")
+_PLAIN_ID = re.compile(r"[a-z0-9]{1,64}")  # W&B's own ids are 8 base-36 characters
+# How wandb-core words a request it gave up retrying (connection refused, 429, 5xx) or a status.
+_RETRIED = ("timed out", "deadline exceeded", "while retrying", "connection refused")
+_HTTP_STATUS = re.compile(r"returned error (\d{3})")
 
 
 _PointId = tuple[str, int | None, float]
+# Runs opened here and not finished yet, by W&B id. wandb-core refuses a second live run with an id
+# in use ("run ID ... is in use"), so an open retried after an attempt that left its run open (or
+# a new session of a run whose earlier one never finished) continues that run object.
+_live_runs: dict[str, Run] = {}
 
 
 @dataclass
@@ -135,6 +159,21 @@ def fit_histogram(counts: Sequence[float], bins: Sequence[float]) -> tuple[list[
     return [sum(counts[i : i + factor]) for i in starts], [bins[i] for i in starts] + [bins[-1]]
 
 
+def wandb_run_id(run_id: str) -> str:
+    """The W&B id of a Tracelet run: the same for every ``open``, so W&B continues one run.
+
+    Tracelet's own ids (32 hex digits) are used as they are; any other id (W&B refuses ``:;,#?/'``
+    and whitespace around it) is replaced by 32 hex digits of its SHA-256.
+
+    Example:
+        >>> wandb_run_id("9993a005bc9a44b68c35e0a5116922e0"), wandb_run_id("my run/1")
+        ('9993a005bc9a44b68c35e0a5116922e0', '7e01178981c9c133620be1db84745253')
+    """
+    if _PLAIN_ID.fullmatch(run_id):
+        return run_id
+    return hashlib.sha256(run_id.encode()).hexdigest()[:32]
+
+
 def _tag_text(key: str, value: str) -> str:
     text = f"{key}:{value}" if value else key
     if len(text) > MAX_TAG_LENGTH:
@@ -196,13 +235,23 @@ class WandbBackend(Backend):
         self.check_available()
         import wandb
 
+        self._tags = {key: _tag_text(key, value) for key, value in run.tags.items() if key}
+        # A sweep agent sets WANDB_RUN_ID to the run the sweep expects: that one wins over the derived id.
+        wanted = native_id or os.environ.get("WANDB_RUN_ID") or wandb_run_id(run.run_id)
+        live = _live_runs.get(wanted)
+        if live is not None:  # opened by an earlier attempt in this process that failed or was dropped
+            return self._use(live)
         directory = self.options.get("dir")
         if directory:
             os.makedirs(directory, exist_ok=True)
-        self._tags = {key: _tag_text(key, value) for key, value in run.tags.items() if key}
         settings = wandb.Settings(
             console="off",  # the trainer's output is not ours to capture
             x_disable_stats=True,  # Tracelet collects system metrics itself
+            # W&B's metadata holds the command line (API keys passed as flags), the git remote (tokens
+            # in its URL) and SLURM variables (SLURM_JOB_COMMENT...) unmasked; Tracelet records them
+            # itself, masked. Machine info would also run git in the delivery process.
+            x_disable_meta=True,
+            x_disable_machine_info=True,
             save_code=False,
             disable_code=True,
             disable_git=True,  # Tracelet records git as tags (credentials stripped) and the diff
@@ -218,12 +267,16 @@ class WandbBackend(Backend):
             dir=directory,
             name=run.run_name,
             tags=list(self._tags.values()),
-            id=native_id,
-            resume="allow" if native_id else None,
+            id=wanted,
+            resume="allow",
             # each backend owns its run; other runs in this process (a user's own) are left alone
             reinit="create_new",
             settings=settings,
         )
+        _live_runs[str(wandb_run.id)] = wandb_run
+        return self._use(wandb_run)
+
+    def _use(self, wandb_run: Run) -> str:
         self._run = wandb_run
         self._location = wandb_run.url or (None if wandb_run.disabled else wandb_run.sync_dir)
         return str(wandb_run.id)
@@ -291,11 +344,45 @@ class WandbBackend(Backend):
             return
         run.summary[STATUS_KEY] = status
         run.finish(exit_code=0 if status == "FINISHED" else 1)
+        _live_runs.pop(str(run.id), None)
         self._run = None
 
     def location(self) -> str | None:
         """The run's URL (online) or its local directory holding ``run-<id>.wandb`` (offline)."""
         return self._location
+
+    def classify_error(self, exc: BaseException, during: str) -> ErrorKind:
+        """W&B's errors: a refused key, project or entity is configuration, a server that cannot be
+        reached (``CommError`` after wandb-core's own retries) transient.
+
+        wandb-core retries what may pass (connection refused, 429, 5xx) until ``init_timeout`` and
+        then says so ("Timed out while retrying", "context deadline exceeded"); any other
+        ``CommError`` at start is the server's answer to the request itself ("returned error 401",
+        403, an unknown entity or project), which retrying repeats.
+
+        Example:
+            >>> from wandb.errors import AuthenticationError, CommError, UsageError
+            >>> backend = WandbBackend({})
+            >>> [backend.classify_error(exc, "start").value for exc in (
+            ...     UsageError("No API key configured. Use `wandb login` to log in."),
+            ...     AuthenticationError("API key must have 40+ characters, has 5."),
+            ...     CommError("Timed out while retrying: dial tcp 127.0.0.1:9: connect: connection refused"),
+            ...     CommError("permission denied"))]
+            ['configuration', 'configuration', 'transient', 'configuration']
+        """
+        from wandb.errors import AuthenticationError, CommError, UsageError, WandbCoreNotAvailableError
+
+        if isinstance(exc, AuthenticationError | UsageError | WandbCoreNotAvailableError):
+            return ErrorKind.CONFIGURATION  # no key, a malformed one, a bad project name, a finished run
+        if isinstance(exc, CommError):
+            status = _HTTP_STATUS.search(str(exc))
+            if status:
+                code = int(status[1])
+                refused = 400 <= code < 500 and code not in (408, 429)
+            else:
+                refused = not any(text in str(exc).lower() for text in _RETRIED)
+            return ErrorKind.CONFIGURATION if refused and during == "start" else ErrorKind.TRANSIENT
+        return classify_common_error(exc)
 
     def _project(self, run: RunInfo) -> str | None:
         project = self.options.get("project")

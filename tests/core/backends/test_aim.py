@@ -6,8 +6,10 @@ One repository serves the whole module: the first run in a new repository costs 
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -15,10 +17,11 @@ import pytest
 
 pytest.importorskip("aim")
 
+import tracelet_core
 from tests.support.aim_reader import AimRunData, read_run
 from tracelet_core.backends import load_backend_class
 from tracelet_core.backends.aim import AimBackend, sequence_of
-from tracelet_core.errors import BackendError, TraceletWarning
+from tracelet_core.errors import BackendError, ErrorKind, TraceletWarning, TrackerConfigurationError
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
 
 T0 = 1_700_000_000.0
@@ -314,3 +317,88 @@ def test_default_repo_is_created_in_the_working_directory(tmp_path: Path, monkey
     backend.close("FINISHED")
     assert (tmp_path / ".aim").is_dir()
     assert read_run(str(tmp_path), run_hash).tracelet["status"] == "FINISHED"
+
+
+_DIES_AFTER_OPEN = """
+import os, signal, sys
+from tracelet_core.backends.aim import AimBackend
+from tracelet_core.events import Batch, MetricPoint, RunInfo
+
+backend = AimBackend({"repo": sys.argv[1]})
+print(backend.open(RunInfo(sys.argv[2], "digits", "first", {}, 1_700_000_000.0, "."), None), flush=True)
+backend.write(Batch(metrics=[MetricPoint("train/loss", float(s), s, 1_700_000_000.0 + s) for s in range(5)]))
+if sys.argv[3] == "die":
+    os.kill(os.getpid(), signal.SIGKILL)  # before the journal could record the run's hash
+backend.close("FINISHED")
+"""
+
+
+def _python(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(Path(tracelet_core.__file__).parents[1]))
+    return subprocess.Popen([sys.executable, "-c", _DIES_AFTER_OPEN, *args], env=env, stdout=subprocess.PIPE, text=True)
+
+
+def test_opening_again_continues_the_run_of_a_delivery_process_that_died(repo: str, tmp_path: Path) -> None:
+    died = _python(repo, "died-run", "die")
+    run_hash = (died.communicate(timeout=60)[0] or "").strip()
+    assert died.returncode == -9 and run_hash
+
+    backend = AimBackend({"repo": repo})
+    assert backend.open(info(tmp_path, run_id="died-run"), None) == run_hash
+    backend.write(Batch(metrics=[MetricPoint("train/loss", float(s), s, T0 + s) for s in range(5, 8)]))
+    data = finished(repo, backend, run_hash)
+    assert [(s, v) for s, _, v in data.metrics[("loss", TRAIN)]] == [(s, float(s)) for s in range(8)]
+    other = AimBackend({"repo": repo})
+    assert other.open(info(tmp_path, run_id="another-run"), None) != run_hash
+    other.close("FINISHED")
+
+
+def test_an_open_retried_in_the_same_process_continues_the_run_left_open(repo: str, tmp_path: Path) -> None:
+    first = AimBackend({"repo": repo})  # its open failed after creating the run; the worker drops it
+    run_hash = first.open(info(tmp_path, run_id="retried"), None)
+    retry = AimBackend({"repo": repo})
+    started = time.monotonic()
+    assert retry.open(info(tmp_path, run_id="retried"), None) == run_hash
+    assert time.monotonic() - started < 5  # not waiting for the run lock this process holds
+    retry.write(Batch(metrics=[MetricPoint("train/loss", 1.0, 1, T0)]))
+    assert finished(repo, retry, run_hash).metrics[("loss", TRAIN)] == [(1, None, 1.0)]
+    again = AimBackend({"repo": repo})  # closed for good: a later open makes a new run
+    assert again.open(info(tmp_path, run_id="retried"), None) != run_hash
+    again.close("FINISHED")
+
+
+@pytest.mark.slow
+def test_runs_starting_at_once_on_a_new_repository(tmp_path: Path) -> None:
+    """Without the store lock all but one fail: they read the repository half-made ("out of date")."""
+    fresh = str(tmp_path / "fresh")
+    procs = [_python(fresh, f"run-{i}", "close") for i in range(4)]
+    hashes = [(proc.communicate(timeout=120)[0] or "").strip() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 4
+    for run_hash in hashes:
+        assert len(read_run(fresh, run_hash).metrics[("loss", TRAIN)]) == 5
+
+
+def test_errors_are_classified(tmp_path: Path) -> None:
+    from aim.sdk.errors import MissingRunError, RunLockingError
+    from filelock import Timeout
+
+    old = tmp_path / "old"
+    (old / ".aim").mkdir(parents=True)
+    (old / ".aim" / "VERSION").write_text("0.1")  # a repository of an older Aim
+    backend = AimBackend({"repo": str(old)})
+    with pytest.raises(TrackerConfigurationError, match="older Aim") as refused:
+        backend.open(info(tmp_path), None)
+    kinds = {
+        "old repository": backend.classify_error(refused.value, "start"),
+        "legacy run lock": backend.classify_error(RunLockingError("Cannot acquire lock for Run 'x'"), "start"),
+        "run deleted meanwhile": backend.classify_error(MissingRunError("Cannot find Run x"), "batch"),
+        "run held by another process": backend.classify_error(Timeout("x.softlock"), "start"),
+        "bad value": backend.classify_error(ValueError("bins"), "media"),
+    }
+    assert kinds == {
+        "old repository": ErrorKind.CONFIGURATION,
+        "legacy run lock": ErrorKind.CONFIGURATION,
+        "run deleted meanwhile": ErrorKind.CONFIGURATION,
+        "run held by another process": ErrorKind.TRANSIENT,
+        "bad value": ErrorKind.PERMANENT,
+    }

@@ -6,10 +6,15 @@ lookup that is not local, and fails the test if one was tried.
 
 from __future__ import annotations
 
+import argparse
+import base64
+import json
+import os
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +23,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tracelet_core
 from tests.support.clearml_reader import OfflineSession, read_session, session_folder
+from tests.support.http_stub import always, closed_port, http_stub
 from tracelet_core import errors
-from tracelet_core.backends.clearml import PARAMS_SECTION, STATUS_PROPERTY, ClearMLBackend, split_metric_key
-from tracelet_core.errors import BackendError, TraceletWarning
+from tracelet_core.backends.clearml import (
+    PARAMS_SECTION,
+    RUN_ID_TAG,
+    STATUS_PROPERTY,
+    ClearMLBackend,
+    split_metric_key,
+)
+from tracelet_core.errors import BackendError, ErrorKind, TraceletWarning
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
 
 pytest.importorskip("clearml")
@@ -328,3 +341,187 @@ def test_bad_task_type_and_use_before_open(cache_dir: Path, tmp_path: Path) -> N
         ClearMLBackend({"task_type": "trainig"}).open(run_info(tmp_path), None)
     with pytest.raises(BackendError, match="before open"):
         ClearMLBackend({}).write(Batch(params={"a": "1"}))
+
+
+_DIES_AFTER_OPEN = """
+import os, signal, time
+from tracelet_core.backends.clearml import ClearMLBackend
+from tracelet_core.events import Batch, MetricPoint, RunInfo
+
+backend = ClearMLBackend({})
+print(backend.open(RunInfo("run-1", "digits", "baseline", {}, time.time(), "."), None), flush=True)
+backend.write(Batch(metrics=[MetricPoint("loss", float(s), s, 0.0) for s in range(5)]))
+os.kill(os.getpid(), signal.SIGKILL)  # before the journal could record the task id
+"""
+
+
+def _python(code: str, online: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new process. ClearML's ``set_offline`` leaves ``TRAINS_OFFLINE_MODE`` in this
+    process's environment, so that is never passed on; an online one inherits no ClearML variable."""
+    dropped = ("CLEARML_", "TRAINS_") if online else ("TRAINS_",)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    environ.update(PYTHONPATH=str(Path(tracelet_core.__file__).parents[1]), **env)
+    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=120)
+
+
+def test_opening_again_finds_the_offline_session_of_a_delivery_process_that_died(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    died = _python(_DIES_AFTER_OPEN)
+    task_id = died.stdout.strip().splitlines()[-1]  # ClearML prints its own lines first
+    assert task_id.startswith("offline-"), died.stderr
+    other = ClearMLBackend({})
+    other_id = other.open(run_info(tmp_path, run_id="run-2"), None)  # another run: another task
+    other.close("FINISHED")
+
+    backend = ClearMLBackend({})
+    assert backend.open(run_info(tmp_path), None) == task_id
+    backend.write(Batch(metrics=[MetricPoint("loss", float(s), s, 0.0) for s in range(5, 10)]))
+    backend.close("FINISHED")
+    session = finished_session(cache_dir, task_id)
+    assert session.scalars()[("loss", "loss")] == [(s, float(s)) for s in range(10)]
+    assert RUN_ID_TAG + "run-1" in session.task["system_tags"]
+    assert other_id != task_id
+    assert sorted(p.name for p in (cache_dir / "offline").iterdir() if p.is_dir()) == sorted([task_id, other_id])
+
+
+def test_no_secret_from_the_command_line_or_environment_reaches_the_session(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["train.py", "--api-key=SECRET1", "--lr", "0.1"])
+    monkeypatch.setenv("SLURM_JOB_COMMENT", "password=SECRET2")
+    monkeypatch.setenv("CLEARML_LOG_ENVIRONMENT", "*")  # a user's ClearML setting: log every variable
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--api-key")
+    parser.add_argument("--lr")
+    parser.parse_args()  # the training script parsed its arguments before Tracelet started
+    backend = ClearMLBackend({})
+    task_id = backend.open(run_info(tmp_path), None)
+    backend.write(Batch(metrics=[MetricPoint("loss", 1.0, 1, 0.0)], params={"lr": "0.1"}))
+    backend.close("FINISHED")
+
+    session = finished_session(cache_dir, task_id)
+    files = [p for p in cache_dir.rglob("*") if p.is_file()]
+    contents = {str(p): p.read_bytes() for p in files if p.suffix != ".zip"}
+    for archive in (p for p in files if p.suffix == ".zip"):
+        with zipfile.ZipFile(archive) as opened:
+            contents.update({f"{archive}:{name}": opened.read(name) for name in opened.namelist()})
+    assert any(name.endswith("task.json") for name in contents) and session.params(PARAMS_SECTION) == {"lr": "0.1"}
+    leaks = [(name, secret) for name, data in contents.items() for secret in (b"SECRET1", b"SECRET2") if secret in data]
+    assert leaks == []
+
+
+_OPEN_ONLINE = """
+import json, time
+from tracelet_core.backends.clearml import ClearMLBackend
+from tracelet_core.events import RunInfo
+
+backend = ClearMLBackend({"offline": False})
+try:
+    backend.open(RunInfo("run-1", "digits", "baseline", {}, time.time(), "."), None)
+except Exception as exc:
+    print(json.dumps([type(exc).__name__, str(exc), backend.classify_error(exc, "start").value]))
+"""
+
+
+def _online(tmp_path: Path, host: str) -> dict[str, str]:
+    """The environment of a ClearML process talking to ``host`` on 127.0.0.1 with made-up credentials.
+
+    No ClearML-side retries (240 by default: minutes against a closed port); Tracelet retries itself.
+    """
+    config = tmp_path / "clearml.conf"
+    config.write_text("api { http { retries { total: 0, connect: 0, read: 0, redirect: 0, status: 0 } } }")
+    env = dict.fromkeys(["CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST"], host)
+    env.update(HOME=str(tmp_path), CLEARML_CONFIG_FILE=str(config), CLEARML_CACHE_DIR=str(tmp_path / "cache"))
+    return env | {"CLEARML_API_ACCESS_KEY": "K" * 20, "CLEARML_API_SECRET_KEY": "S" * 40}
+
+
+@pytest.mark.slow
+def test_online_start_errors_are_classified(tmp_path: Path) -> None:
+    """Each in its own process: ClearML reads its configuration once per process."""
+
+    def start(host: str) -> list[str]:
+        done = _python(_OPEN_ONLINE, online=True, **_online(tmp_path, host))
+        assert done.stdout, done.stderr
+        return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    refused = {"meta": {"result_code": 401, "result_msg": "Unauthorized (invalid credentials)"}}
+    with http_stub(always(401, refused)) as url:
+        assert start(url)[::2] == ["LoginError", "configuration"]
+    started = time.monotonic()
+    assert start(f"http://127.0.0.1:{closed_port()}")[::2] == ["LoginError", "transient"]
+    assert time.monotonic() - started < 30
+
+
+_FIND_ONLINE = """
+import time
+from clearml import Task
+from tracelet_core.backends.clearml import ClearMLBackend
+from tracelet_core.events import RunInfo
+
+backend = ClearMLBackend({"offline": False})
+backend._offline = False
+for run_id in ("run-1", "run-2"):
+    print(backend._tagged_task(Task, "digits", RunInfo(run_id, "digits", None, {}, time.time(), ".")))
+"""
+
+
+def _clearml_server(method: str, path: str, body: bytes) -> tuple[int, object]:
+    """The three calls of ClearML's task lookup: log in, find the project, find tasks by system tag."""
+    action = path.split("?")[0].rsplit("/", 1)[-1]
+    claims = {"exp": int(time.time()) + 3600, "iat": int(time.time()), "identity": {"user": "u", "company": "c"}}
+    header = {"alg": "HS256", "typ": "JWT"}  # ClearML reads the token's expiry; nothing checks the signature
+    token = [base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=") for part in (header, claims)]
+    data: dict[str, object] = {
+        "auth.login": {"token": ".".join([*token, "c2ln"])},
+        "projects.get_all": {"projects": [{"id": "project-1", "name": "digits"}]},
+        "tasks.get_all": {"tasks": [{"id": "task-1"}] if RUN_ID_TAG + "run-1" in body.decode() else []},
+    }
+    return 200, {"meta": {"result_code": 200, "result_msg": "OK"}, "data": data.get(action, {})}
+
+
+@pytest.mark.slow
+def test_online_lookup_asks_the_server_for_the_task_tagged_with_the_run_id(tmp_path: Path) -> None:
+    with http_stub(_clearml_server) as url:
+        done = _python(_FIND_ONLINE, online=True, **_online(tmp_path, url))
+    assert done.stdout.split() == ["task-1", "None"], done.stderr
+
+
+def test_errors_are_classified(cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearml.backend_api.session.callresult import CallResult
+    from clearml.backend_api.session.response import ResponseMeta
+    from clearml.backend_interface.session import SendError
+
+    backend = ClearMLBackend({})
+    with pytest.raises(BackendError) as bad_type:
+        ClearMLBackend({"task_type": "trainig"}).open(run_info(tmp_path), None)
+    monkeypatch.delenv("CLEARML_OFFLINE_MODE")
+    with pytest.raises(BackendError) as no_server:
+        ClearMLBackend({"offline": False}).open(run_info(tmp_path), None)
+    task_id = backend.open(run_info(tmp_path), None)
+    with pytest.raises(BackendError) as gone:
+        backend.log_artifact(ArtifactRef(str(tmp_path / "gone.bin"), "gone.bin"))
+    backend.close("FINISHED")
+    assert task_id.startswith("offline-")
+
+    def sent(status: int) -> SendError:  # what ClearML raises for a request the server answered with `status`
+        return SendError(CallResult(meta=ResponseMeta.from_raw_data(status_code=status, text="refused")), "failed")
+
+    kinds = {
+        "unknown task type": backend.classify_error(bad_type.value, "start"),
+        "no server configured": backend.classify_error(no_server.value, "start"),
+        "artifact file gone": backend.classify_error(gone.value, "artifact"),
+        "403": backend.classify_error(sent(403), "batch"),
+        "400": backend.classify_error(sent(400), "batch"),
+        "500": backend.classify_error(sent(500), "batch"),
+        "connection": backend.classify_error(ConnectionError("refused"), "batch"),
+    }
+    assert kinds == {
+        "unknown task type": ErrorKind.CONFIGURATION,
+        "no server configured": ErrorKind.CONFIGURATION,
+        "artifact file gone": ErrorKind.PERMANENT,
+        "403": ErrorKind.CONFIGURATION,
+        "400": ErrorKind.PERMANENT,
+        "500": ErrorKind.TRANSIENT,
+        "connection": ErrorKind.TRANSIENT,
+    }

@@ -5,19 +5,28 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import tracelet_core
+from tests.support.http_stub import always, closed_port, http_stub
 from tests.support.mlflow_server import MlflowServer
 from tracelet_core.backends.mlflow import MlflowBackend
+from tracelet_core.errors import ErrorKind, TrackerConfigurationError
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
+
+PERMANENT, TRANSIENT, CONFIGURATION = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
 
 
 def _info(tmp_path: Path, run_id: str = "r1") -> RunInfo:
@@ -140,6 +149,214 @@ def test_bad_input_is_sanitised_once_and_nothing_else_is_lost(mlflow_uri: str) -
     assert "x" * 10_000 in config  # the full value survives in the config artifact
 
 
+def _raised(call: Callable[[], object]) -> Exception:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - any error: its classification is under test
+        call()
+    return caught.value
+
+
+def test_open_without_native_id_continues_the_run_tagged_with_the_tracelet_run_id(
+    mlflow_uri: str, tmp_path: Path
+) -> None:
+    """The delivery process died after MLflow created the run, before the journal recorded its id."""
+    first = MlflowBackend({"tracking_uri": mlflow_uri})
+    native = first.open(_info(tmp_path), None)
+    first.write(Batch(metrics=[MetricPoint("x", 1.0, 1, 1.0)], params={"lr": "0.1"}))
+    second = MlflowBackend({"tracking_uri": mlflow_uri})
+    assert second.open(_info(tmp_path), None) == native
+    with pytest.warns(tracelet_core.TraceletWarning, match="params cannot change"):  # it knows the params
+        second.write(Batch(metrics=[MetricPoint("x", 2.0, 2, 2.0)], params={"lr": "0.2"}))
+    second.close("FINISHED")
+    other = MlflowBackend({"tracking_uri": mlflow_uri})
+    other_native = other.open(_info(tmp_path, run_id="r2"), None)
+    other.close("FINISHED")
+
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    assert sorted(r.info.run_id for r in runs) == sorted([native, other_native])
+    assert [m.step for m in client.get_metric_history(native, "x")] == [1, 2]
+    assert client.get_run(native).info.status == "FINISHED"
+
+
+def test_a_deleted_run_is_not_continued(mlflow_uri: str, tmp_path: Path) -> None:
+    first = MlflowBackend({"tracking_uri": mlflow_uri})
+    native = first.open(_info(tmp_path), None)
+    MlflowClient(mlflow_uri).delete_run(native)
+    with pytest.warns(tracelet_core.TraceletWarning, match="continues the run in a new MLflow run"):
+        resumed = MlflowBackend({"tracking_uri": mlflow_uri}).open(_info(tmp_path), native)
+    assert resumed != native
+    assert MlflowBackend({"tracking_uri": mlflow_uri}).open(_info(tmp_path), None) == resumed  # by its tag
+
+
+def test_errors_of_a_sqlite_store_are_classified(mlflow_uri: str, tmp_path: Path) -> None:
+    backend = MlflowBackend({"tracking_uri": mlflow_uri})
+    native = backend.open(_info(tmp_path), None)
+    client = MlflowClient(mlflow_uri)
+    client.log_param(native, "lr", "0.1")
+    (tmp_path / "f.bin").write_bytes(b"x")
+    refused = {
+        "key over 250 characters": _raised(lambda: client.log_batch(native, metrics=[Metric("k" * 300, 1.0, 0, 0)])),
+        "param changed": _raised(lambda: client.log_batch(native, params=[Param("lr", "0.2")])),
+        "artifact outside the run": _raised(
+            lambda: backend.log_artifact(ArtifactRef(str(tmp_path / "f.bin"), "../outside.bin"))
+        ),
+        "artifact file gone": _raised(lambda: backend.log_artifact(ArtifactRef(str(tmp_path / "gone"), "gone"))),
+    }
+    assert {what: backend.classify_error(exc, "batch") for what, exc in refused.items()} == dict.fromkeys(
+        refused, PERMANENT
+    )
+
+    client.delete_run(native)
+    deleted_run = _raised(lambda: backend.write(Batch(metrics=[MetricPoint("x", 1.0, 1, 1.0)])))
+    assert backend.classify_error(deleted_run, "batch") is CONFIGURATION  # every later event would fail too
+    client.delete_experiment(client.get_experiment_by_name("exp").experiment_id)
+    reopened = MlflowBackend({"tracking_uri": mlflow_uri})
+    deleted_experiment = _raised(lambda: reopened.open(_info(tmp_path, run_id="r2"), None))
+    assert isinstance(deleted_experiment, TrackerConfigurationError)
+    assert "is deleted" in str(deleted_experiment)
+    assert reopened.classify_error(deleted_experiment, "start") is CONFIGURATION
+
+
+def test_a_locked_sqlite_store_is_transient(mlflow_uri: str, tmp_path: Path) -> None:
+    import sqlalchemy
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    backend = MlflowBackend({"tracking_uri": mlflow_uri})
+    backend.open(_info(tmp_path), None)
+    batch = Batch(metrics=[MetricPoint("x", 1.0, 1, 1.0)])
+
+    def wait_less(conn: object, cursor: Any, statement: str, *args: object) -> None:
+        # MLflow sets a 20 s busy timeout on every session; 0.1 s shows the same error sooner.
+        if statement.startswith("PRAGMA busy_timeout"):
+            cursor.execute("PRAGMA busy_timeout = 100")
+
+    engine = SqlAlchemyStore._engine_map[mlflow_uri]
+    sqlalchemy.event.listen(engine, "after_cursor_execute", wait_less)
+    holder = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # another process writing a long transaction
+        locked = _raised(lambda: backend.write(batch))
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+        sqlalchemy.event.remove(engine, "after_cursor_execute", wait_less)
+    assert isinstance(locked, MlflowException)
+    assert "database is locked" in str(locked)
+    assert backend.classify_error(locked, "batch") is TRANSIENT
+    backend.write(batch)  # the retry goes through once the lock is gone
+    backend.close("FINISHED")
+
+
+_AUTH_APP_401 = (  # what MLflow's basic-auth app answers without (or with wrong) credentials
+    "You are not authenticated. Please see https://www.mlflow.org/docs/latest/auth/index.html"
+    "#authenticating-to-mlflow on how to authenticate."
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (401, _AUTH_APP_401, CONFIGURATION),
+        (403, "Permission denied", CONFIGURATION),
+        (404, "Not Found", CONFIGURATION),  # not an MLflow server, or a wrong path prefix
+        (400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "bad"}, PERMANENT),
+        (429, "Too Many Requests", TRANSIENT),
+        (500, {"error_code": "INTERNAL_ERROR", "message": "boom"}, TRANSIENT),
+        (502, "Bad Gateway", TRANSIENT),
+        (503, "Service Unavailable", TRANSIENT),
+    ],
+)
+def test_http_refusals_are_classified(tmp_path: Path, status: int, body: object, kind: ErrorKind) -> None:
+    with http_stub(always(status, body)) as url:
+        backend = MlflowBackend({"tracking_uri": url})
+        refused = _raised(lambda: backend.open(_info(tmp_path), None))
+    assert isinstance(refused, MlflowException)
+    assert backend.classify_error(refused, "start") is kind
+
+
+def test_unreachable_or_malformed_tracking_uris(tmp_path: Path) -> None:
+    unreachable = MlflowBackend({"tracking_uri": f"http://127.0.0.1:{closed_port()}"})
+    started = time.monotonic()
+    refused = _raised(lambda: unreachable.open(_info(tmp_path), None))
+    assert time.monotonic() - started < 10  # no MLflow-side retries
+    assert unreachable.classify_error(refused, "start") is TRANSIENT
+    bad_port = MlflowBackend({"tracking_uri": "http://127.0.0.1:99999"})
+    assert bad_port.classify_error(_raised(lambda: bad_port.open(_info(tmp_path), None)), "start") is CONFIGURATION
+    unknown = MlflowBackend({"tracking_uri": "nosuchscheme://x"})
+    assert unknown.classify_error(_raised(lambda: unknown.open(_info(tmp_path), None)), "start") is not TRANSIENT
+
+
+def test_remote_experiment_created_meanwhile_and_location_without_credentials(tmp_path: Path) -> None:
+    """Another run creates the experiment between our lookup and our create; the URI holds a password."""
+    calls: list[str] = []
+    experiment = {"experiment_id": "7", "name": "exp", "artifact_location": "x", "lifecycle_stage": "active"}
+    run_info = {"run_id": "a" * 32, "experiment_id": "7", "status": "RUNNING", "lifecycle_stage": "active"}
+
+    def server(method: str, path: str, body: bytes) -> tuple[int, object]:
+        calls.append(path.split("/mlflow/", 1)[-1].split("?")[0])
+        if calls[-1] == "experiments/get-by-name":
+            found = calls.count("experiments/create") > 0
+            return (200, {"experiment": experiment}) if found else (404, {"error_code": "RESOURCE_DOES_NOT_EXIST"})
+        if calls[-1] == "experiments/create":
+            return 400, {"error_code": "RESOURCE_ALREADY_EXISTS", "message": "Experiment(name=exp) already exists."}
+        if calls[-1] == "runs/search":
+            return 200, {}
+        if calls[-1] == "runs/create":
+            return 200, {"run": {"info": run_info, "data": {}}}
+        return 404, "Not Found"
+
+    with http_stub(server) as url:
+        backend = MlflowBackend({"tracking_uri": url.replace("http://", "http://user:PASSWORD@")})
+        assert backend.open(_info(tmp_path), None) == "a" * 32
+        assert backend.location() == url
+    assert calls == [
+        "experiments/get-by-name",
+        "experiments/create",
+        "experiments/get-by-name",
+        "runs/search",
+        "runs/create",
+    ]
+
+
+_SWEEP_RUN = """
+import sys, time
+from tracelet_core.backends.mlflow import MlflowBackend
+from tracelet_core.events import Batch, MetricPoint, RunInfo
+
+uri, index = sys.argv[1], sys.argv[2]
+backend = MlflowBackend({"tracking_uri": uri})
+backend.open(RunInfo(f"run-{index}", "sweep", f"trial-{index}", {}, time.time(), "."), None)
+backend.write(Batch(metrics=[MetricPoint("loss", 1.0 / (s + 1), s, 1000.0 + s) for s in range(300)]))
+backend.close("FINISHED")
+"""
+
+
+@pytest.mark.slow
+def test_eight_runs_starting_at_once_on_a_new_sqlite_store(tmp_path: Path) -> None:
+    """Without the store lock they race through MLflow's migrations (`_alembic_tmp_params already exists`)."""
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"  # not copied from the template: really new
+    env = dict(os.environ, PYTHONPATH=str(Path(tracelet_core.__file__).parents[1]), MLFLOW_DISABLE_TELEMETRY="true")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SWEEP_RUN, uri, str(i)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(8)
+    ]
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 8, "\n".join(outputs)
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    assert sorted(r.data.tags["tracelet.run_id"] for r in runs) == [f"run-{i}" for i in range(8)]
+    for run in runs:
+        assert len(client.get_metric_history(run.info.run_id, "loss")) == 300
+        assert run.info.status == "FINISHED"
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> MlflowServer:
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
@@ -215,11 +432,11 @@ def test_sigkilled_trainer_still_delivers_and_ends_killed(mlflow_uri: str, tmp_p
     script.write_text(
         textwrap.dedent(
             """
-            import os, signal, time, tracelet_core
+            import os, signal, tracelet_core
             run = tracelet_core.start_logging("killed", backends=["mlflow"])
             for step in range(500):
                 run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
-            time.sleep(1.0)  # several flush intervals: everything is journaled
+            run.flush()  # everything is journaled
             os.kill(os.getpid(), signal.SIGKILL)
             """
         )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tracelet_core
 from tracelet_core.backends import load_backend_class
 from tracelet_core.backends.wandb import (
     GLOBAL_STEP,
@@ -24,12 +27,14 @@ from tracelet_core.backends.wandb import (
     config_value,
     fit_histogram,
     group_rows,
+    wandb_run_id,
 )
-from tracelet_core.errors import BackendError, TraceletWarning
+from tracelet_core.errors import BackendError, ErrorKind, TraceletWarning
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
 
 wandb = pytest.importorskip("wandb")
 
+from tests.support.http_stub import always, closed_port, http_stub  # noqa: E402
 from tests.support.wandb_env import offline_wandb  # noqa: E402
 from tests.support.wandb_reader import WandbRun, read_run, run_file, same_value  # noqa: E402
 
@@ -437,3 +442,170 @@ def test_disabled_mode_accepts_everything_and_has_no_location(tmp_path: Path) ->
     assert backend.location() is None
     backend.close("FINISHED")
     assert not list((tmp_path / "wandb-dir").rglob("*.wandb"))
+
+
+# ---- opening again, errors, and what W&B must not copy ------------------------------------------
+
+
+_DIES_AFTER_OPEN = """
+import os, signal
+from tracelet_core.backends.wandb import WandbBackend
+from tracelet_core.events import Batch, MetricPoint, RunInfo
+
+backend = WandbBackend({})
+print(backend.open(RunInfo("tl-run-1", "digits", "first run", {}, 0.0, "."), None), flush=True)
+backend.write(Batch(metrics=[MetricPoint("loss", 1.0, 1, 1.0)]))
+os.kill(os.getpid(), signal.SIGKILL)  # before the journal could record the W&B id
+"""
+
+
+def test_opening_again_after_the_delivery_process_died_continues_the_same_run(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(tracelet_core.__file__).parents[1]))
+    died = subprocess.run([sys.executable, "-c", _DIES_AFTER_OPEN], env=env, capture_output=True, text=True, timeout=60)
+    first_id = died.stdout.strip()
+    assert first_id == wandb_run_id("tl-run-1"), died.stderr
+
+    backend = WandbBackend({})
+    assert backend.open(run_info(tmp_path), None) == first_id
+    backend.write(Batch(metrics=step_points("loss", range(2, 5), float)))
+    run = finish(backend)
+    assert run.run.run_id == first_id
+    assert run.series("loss") == [(2, 2), (3, 3), (4, 4)]
+    # Two offline directories of one W&B run: `wandb sync` sends both into that run.
+    directories = list((tmp_path / "wandb-dir" / "wandb").glob(f"offline-run-*-{first_id}*"))
+    assert len(directories) == 2
+    assert all((d / f"run-{first_id}.wandb").is_file() for d in directories)
+
+
+def test_an_open_retried_in_the_same_process_continues_the_run_left_open(tmp_path: Path) -> None:
+    """wandb-core refuses a second live run with the same id; the retry takes over the first one."""
+    first = WandbBackend({})
+    native_id = first.open(run_info(tmp_path), None)
+    first.write(Batch(metrics=step_points("loss", range(3), float)))
+    retry = WandbBackend({})  # the delivery worker drops a backend whose open failed, and makes another
+    assert retry.open(run_info(tmp_path), None) == native_id
+    retry.write(Batch(metrics=step_points("loss", range(3, 6), float)))
+    run = finish(retry)
+    assert run.series("loss") == [(s, s) for s in range(6)]
+    again = WandbBackend({})  # the run is finished: a later open starts a new segment of it
+    assert again.open(run_info(tmp_path), None) == native_id
+    again.close("FINISHED")
+    other = WandbBackend({})
+    assert other.open(run_info(tmp_path, run_id="other"), None) != native_id
+    other.close("FINISHED")
+
+
+def test_wandb_run_ids_are_what_wandb_accepts() -> None:
+    assert wandb_run_id("9993a005bc9a44b68c35e0a5116922e0") == "9993a005bc9a44b68c35e0a5116922e0"
+    for odd in ["tl-run-1", "Run:1", "a/b", " x", "", "ü" * 40, "x" * 65]:
+        derived = wandb_run_id(odd)
+        assert derived == wandb_run_id(odd)
+        assert len(derived) == 32 and derived.isalnum() and derived.islower()
+        wandb.Settings(run_id=derived)  # the SDK's own validation
+
+
+def test_a_sweep_agents_run_id_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_RUN_ID", "sweeprun1")
+    wandb.teardown()
+    backend = WandbBackend({})
+    assert backend.open(run_info(tmp_path), None) == "sweeprun1"
+    backend.close("FINISHED")
+
+
+def test_no_secret_from_the_command_line_environment_or_git_reaches_wandb_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    for args in (["init", "-q"], ["remote", "add", "origin", "https://user:SECRET3@example.com/org/repo.git"]):
+        subprocess.run(["git", *args], cwd=work, check=True, capture_output=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(sys, "argv", ["train.py", "--api-key=SECRET1", "--lr", "0.1"])
+    monkeypatch.setenv("SLURM_JOB_COMMENT", "password=SECRET2")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    wandb.teardown()
+    backend = opened(tmp_path)
+    backend.write(Batch(metrics=step_points("loss", range(5), float), params={"lr": "0.1"}))
+    run = finish(backend)
+    assert run.series("loss")  # the run was written
+
+    leaks = [
+        (str(path.relative_to(tmp_path)), secret)
+        for path in tmp_path.rglob("*")
+        if path.is_file() and ".git" not in path.parts
+        for secret in (b"SECRET1", b"SECRET2", b"SECRET3")
+        if secret in path.read_bytes()
+    ]
+    assert leaks == []
+    assert any((tmp_path / "home").rglob("*.log"))  # W&B's debug logs were written, and searched
+
+
+@pytest.fixture
+def online(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Online mode against 127.0.0.1 only: returns ``connect(base_url, api_key)``."""
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
+
+    def connect(base_url: str, api_key: str | None) -> WandbBackend:
+        monkeypatch.setenv("WANDB_MODE", "online")
+        monkeypatch.setenv("WANDB_BASE_URL", base_url)
+        monkeypatch.setenv("WANDB_INIT_TIMEOUT", "3")
+        if api_key is None:
+            monkeypatch.delenv("WANDB_API_KEY", raising=False)
+        else:
+            monkeypatch.setenv("WANDB_API_KEY", api_key)
+        wandb.teardown()  # wandb reads its environment once per setup
+        return WandbBackend({})
+
+    return connect
+
+
+def _refused(backend: WandbBackend, tmp_path: Path) -> Exception:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - any error: its classification is under test
+        backend.open(run_info(tmp_path), None)
+    return caught.value
+
+
+VALID_KEY = "k" * 40  # the format W&B checks locally; the server decides the rest
+
+
+@pytest.mark.timeout(60)
+def test_start_errors_are_classified(tmp_path: Path, online: Any) -> None:
+    port = f"http://127.0.0.1:{closed_port()}"
+    no_key = _refused(online(port, None), tmp_path)
+    assert isinstance(no_key, wandb.errors.UsageError)
+    assert "No API key" in str(no_key)
+    malformed = _refused(online(port, "short"), tmp_path)
+    assert isinstance(malformed, wandb.errors.AuthenticationError)
+    with http_stub(always(401, "Unauthorized")) as url:
+        rejected = _refused(online(url, VALID_KEY), tmp_path)
+    with http_stub(always(403, {"errors": [{"message": "permission denied"}]})) as url:
+        forbidden = _refused(online(url, VALID_KEY), tmp_path)
+    bad_project = WandbBackend({"project": "team/project"})
+    bad_project_error = _refused(bad_project, tmp_path)
+    started = time.monotonic()
+    unreachable = _refused(online(port, VALID_KEY), tmp_path)  # retried by wandb-core until init_timeout
+    assert time.monotonic() - started < 30
+
+    backend = WandbBackend({})
+    kinds = {
+        name: backend.classify_error(exc, "start")
+        for name, exc in {
+            "no key": no_key,
+            "malformed key": malformed,
+            "401": rejected,
+            "403": forbidden,
+            "bad project": bad_project_error,
+            "unreachable": unreachable,
+        }.items()
+    }
+    assert kinds == {
+        "no key": ErrorKind.CONFIGURATION,
+        "malformed key": ErrorKind.CONFIGURATION,
+        "401": ErrorKind.CONFIGURATION,
+        "403": ErrorKind.CONFIGURATION,
+        "bad project": ErrorKind.CONFIGURATION,
+        "unreachable": ErrorKind.TRANSIENT,
+    }
+    assert isinstance(unreachable, wandb.errors.CommError)
+    assert backend.classify_error(wandb.errors.CommError("Unauthorized"), "batch") is ErrorKind.TRANSIENT
+    assert backend.classify_error(TypeError("wandb.log must be passed a dictionary"), "batch") is ErrorKind.PERMANENT
