@@ -11,7 +11,7 @@ from typing import Any
 from tracelet_core.events import RunStatus
 from tracelet_core.pipeline.report import DeliveryReport
 from tracelet_core.run import Run
-from tracelet_core.settings import TraceletSettings, load_settings
+from tracelet_core.settings import TraceletSettings, check_keywords, load_settings
 
 __all__ = ["get_active_run", "start_logging", "stop_logging"]
 
@@ -53,7 +53,10 @@ def start_logging(
         The run, which is also a context manager: an exception inside the ``with`` block ends it FAILED.
 
     Raises:
-        ConfigurationError: a setting is invalid (the message names it, its value and what is allowed).
+        TypeError: a keyword is neither an argument above nor a settings field (``name=`` for
+            ``run_name=``); the message suggests the closest one and lists them all.
+        ConfigurationError: a setting is invalid (the message names it, where it came from, its value
+            and what is allowed).
 
     Example:
         >>> import tracelet_core, tempfile
@@ -65,6 +68,7 @@ def start_logging(
         >>> tracelet_core.stop_logging().status
         'FINISHED'
     """
+    check_keywords(start_logging, options)
     resolved = load_settings(
         settings,
         experiment=experiment,

@@ -1,12 +1,18 @@
-"""TraceletSettings: sources, precedence and the messages bad values get."""
+"""TraceletSettings: sources, precedence, the keywords it takes and the messages bad values get.
+
+Unknown variables and the source named in error messages: test_settings_sources.py.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import tracelet_core
 from tracelet_core import ConfigurationError, TraceletSettings
+from tracelet_core.normalize import DEFAULT_SECRET_PARAMS
 from tracelet_core.settings import load_settings
 
 
@@ -78,11 +84,60 @@ def test_bad_values_get_one_clear_message(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError) as info:
         load_settings()
-    assert variable in str(info.value)
-    assert value in str(info.value)
+    assert f"{variable}={value!r} (from the environment)" in str(info.value)
     assert expected in str(info.value)
 
 
 def test_every_field_is_described() -> None:
     for name, field in TraceletSettings.model_fields.items():
         assert field.description, name
+
+
+@pytest.mark.parametrize(
+    ("keyword", "suggestion"), [("name", "run_name"), ("expriment", "experiment"), ("system_metric", "system_metrics")]
+)
+def test_a_misspelt_keyword_of_start_logging_is_a_type_error(keyword: str, suggestion: str) -> None:
+    options: dict[str, Any] = {keyword: "x"}
+    with pytest.raises(TypeError) as info:
+        tracelet_core.start_logging(**options)
+    message = str(info.value)
+    assert message.startswith(f"start_logging() got an unexpected keyword argument {keyword!r}")
+    assert f"did you mean {suggestion!r}?" in message
+    allowed = message.partition("allowed: ")[2].split(", ")
+    assert {"run_id", "native_ids", "settings", "journal_dir"} <= set(allowed)  # its own arguments
+    assert set(TraceletSettings.model_fields) <= set(allowed)
+    assert tracelet_core.get_active_run() is None
+
+
+def test_several_unknown_keywords_are_named_together() -> None:
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments 'name' .*, 'zzz';"):
+        tracelet_core.start_logging(name="x", zzz=1)
+
+
+def test_a_misspelt_keyword_of_load_settings_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"load_settings\(\) .* 'flush_intervall' \(did you mean 'flush_interval'\?\)"):
+        load_settings(flush_intervall=1.0)
+    with pytest.raises(TypeError, match="'run_nam'"):
+        load_settings(TraceletSettings(), run_nam="r")
+
+
+def test_secret_params_default_to_the_built_in_patterns() -> None:
+    settings = load_settings()
+    assert settings.secret_params == list(DEFAULT_SECRET_PARAMS)
+    assert "*token" in settings.secret_params
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("*key, my_*", ["*key", "my_*"]), ('["*key", "seed"]', ["*key", "seed"]), ("", [])],
+)
+def test_secret_params_from_the_environment(monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]) -> None:
+    monkeypatch.setenv("TRACELET_SECRET_PARAMS", value)
+    assert load_settings().secret_params == expected
+
+
+def test_a_misspelt_keyword_of_restart_collectors_is_a_type_error(tmp_path: Path) -> None:
+    run = tracelet_core.start_logging(backends=[], journal_dir=tmp_path / "journal", delivery="thread")
+    with pytest.raises(TypeError, match=r"'system_metric' \(did you mean 'system_metrics'\?\)"):
+        run.restart_collectors(system_metric=True)
+    assert run.finish(timeout=10).status == "FINISHED"
