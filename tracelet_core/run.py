@@ -1,18 +1,22 @@
 """``Run``: the experiment handle users and integrations write to.
 
-Every ``log_*`` call appends one tuple to an in-memory queue and returns; a writer thread moves
-the queue into the run's journal, and the delivery process sends the journal to the trackers.
-See ARCHITECTURE.md ("Data flow") for the whole picture.
+Every ``log_*`` call appends one tuple to an in-memory queue and returns; a writer thread checks
+and moves the queue into the run's journal, and the delivery process sends the journal to the
+trackers. Nothing a user logs makes these calls raise: an invalid step, timestamp or value is dropped
+alone with one warning per key (see :mod:`tracelet_core.pipeline.writer`), and a journal or tracker
+that fails is reported, never raised into training.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import os
 import re
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -24,20 +28,25 @@ from typing import Any
 import psutil
 
 from tracelet_core.backends import registered_paths
-from tracelet_core.errors import warn_once
+from tracelet_core.errors import JournalError, RunInUseError, TraceletError, warn_once
 from tracelet_core.events import TERMINAL_STATUSES, RunStatus
-from tracelet_core.normalize import deep_merge, flatten_params, to_plain
-from tracelet_core.pipeline.journal import JOURNAL_FILENAME, Journal
-from tracelet_core.pipeline.queue import EventQueue, JournalWriter
+from tracelet_core.inputs import artifact_name
+from tracelet_core.locks import ProcessLock, run_in_use, run_lock
+from tracelet_core.normalize import deep_merge, flatten_params, mask_secret_params, to_plain
+from tracelet_core.pipeline.credentials import split_credentials
+from tracelet_core.pipeline.journal import JOURNAL_FILENAME, Journal, make_private_dir
+from tracelet_core.pipeline.queue import EventQueue
 from tracelet_core.pipeline.report import DeliveryReport, read_report
 from tracelet_core.pipeline.session import DeliverySession, usable_backends
+from tracelet_core.pipeline.writer import JournalWriter
 from tracelet_core.settings import TraceletSettings
 
-__all__ = ["Run", "run_directory"]
+__all__ = ["Run", "check_run_free", "run_directory"]
 
 log = logging.getLogger("tracelet")
 _UNSAFE_PATH = re.compile(r"[^\w.-]+")
-_ACK_POLL = 0.05
+# What a failing journal raises: never passed on to training (finish() reports it instead).
+_STORAGE_ERRORS = (TraceletError, sqlite3.Error, OSError)
 
 
 def run_directory(settings: TraceletSettings, run_id: str) -> Path:
@@ -47,6 +56,20 @@ def run_directory(settings: TraceletSettings, run_id: str) -> Path:
     if existing is not None:
         return existing.parent
     return root / (_UNSAFE_PATH.sub("_", settings.experiment).strip("._") or "default") / run_id
+
+
+def check_run_free(run_id: str, run_dir: Path) -> None:
+    """Raise :class:`RunInUseError` if a live process records into the run in ``run_dir``; creates nothing."""
+    if run_in_use(run_dir):
+        raise _in_use(run_id, run_dir)
+
+
+def _in_use(run_id: str, run_dir: Path) -> RunInUseError:
+    return RunInUseError(
+        f"Run {run_id} is being recorded by another live process (it holds {run_dir / 'run.lock'}); two "
+        "processes writing one run would merge their points. Start a new run, or continue this one once that "
+        "process has ended."
+    )
 
 
 class Run:
@@ -89,6 +112,7 @@ class Run:
         self.backends: list[str] = []
         self._native_ids = dict(native_ids or {})
         self._deferred = False
+        self._lock: ProcessLock | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -98,23 +122,68 @@ class Run:
         With ``deferred=True`` nothing is opened yet: that happens at the run's first use (a log call,
         ``flush``, ``report`` or ``finish``). ``TraceletLogger`` starts its run this way, so that a
         checkpoint Lightning loads right after creating the logger can still name the run to continue.
+
+        Raises:
+            RunInUseError: another live process records into this run id.
+            JournalError: the run's journal cannot be created (e.g. a full disk); with ``deferred``, this
+                is a warning at the run's first use instead, and the run records nothing.
         """
         if not self.settings.enabled:
             self.status = "DISABLED"
             return self
         if deferred:
+            # Only checked now (creating nothing); the lock is taken when the run is first used.
+            check_run_free(self.id, self.run_dir)
             self._deferred = True
             return self
+        make_private_dir(self.run_dir)
+        self._lock = run_lock(self.run_dir)
+        if not self._lock.acquire():
+            raise _in_use(self.id, self.run_dir)
+        try:
+            self._open_journal()
+        except _STORAGE_ERRORS as exc:
+            self._lock.release()
+            raise JournalError(
+                f"Tracelet cannot create the journal of run {self.id} in {self.run_dir} ({type(exc).__name__}: {exc}). "
+                "Free space there, or point TRACELET_JOURNAL_DIR somewhere writable."
+            ) from exc
+        self._queue = EventQueue()
+        self._deferred = False
+        self._writer = JournalWriter(
+            self._queue, self.journal_path, self.run_dir / "media", self.settings.flush_interval
+        )
+        self._writer.start()
+        if self.settings.tags:
+            self.set_tags(self.settings.tags)
+        options = {name: self.settings.backend_options(name) for name in self.backends}
+        _, carried = split_credentials(options)
+        self._delivery = DeliverySession(
+            self.run_dir,
+            self.journal_path,
+            self.backends,
+            in_process=self.settings.delivery == "thread",
+            options=options,
+            carried_env=carried,
+        )
+        self._delivery.start()
+        self._start_collectors()
+        atexit.register(self._finish_at_exit)
+        return self
+
+    def _open_journal(self) -> None:
+        """Create (or reopen, on resume) the run's journal and journal the session's start."""
         self.backends = usable_backends(self.settings)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.run_dir)
         now = time.time()
+        stored_options, _ = split_credentials({name: self.settings.backend_options(name) for name in self.backends})
         with Journal(self.journal_path, create=True) as journal:
             journal.set_meta(
                 run_id=self.id,
                 experiment=self.experiment,
                 run_name=self.name,
                 backends=sorted(set(journal.meta().get("backends", [])) | set(self.backends)),
-                backend_options={name: self.settings.backend_options(name) for name in self.backends},
+                backend_options=stored_options,
                 backend_paths=registered_paths(self.backends),
                 trainer_pid=os.getpid(),
                 trainer_create_time=psutil.Process().create_time(),
@@ -133,21 +202,6 @@ class Run:
             # Journaled before delivery starts, so a delivery worker never mistakes the previous
             # session's end for the end of this one.
             journal.append([("start", None, None, json.dumps(self._start_payload(now)), None, now)])
-        self._queue = EventQueue()
-        self._deferred = False
-        self._writer = JournalWriter(
-            self._queue, self.journal_path, self.run_dir / "media", self.settings.flush_interval
-        )
-        self._writer.start()
-        if self.settings.tags:
-            self.set_tags(self.settings.tags)
-        self._delivery = DeliverySession(
-            self.run_dir, self.journal_path, self.backends, in_process=self.settings.delivery == "thread"
-        )
-        self._delivery.start()
-        self._start_collectors()
-        atexit.register(self._finish_at_exit)
-        return self
 
     def finish(self, status: RunStatus = "FINISHED", timeout: float | None = None) -> DeliveryReport:
         """End the run: flush, journal the end, and wait (up to ``timeout``) for the trackers.
@@ -174,20 +228,19 @@ class Run:
             atexit.unregister(self._finish_at_exit)
             if self._collectors is not None:
                 self._collectors.stop()
+            writer = self._writer
             self._queue.put(("finish", status, time.time()))
-            last_seq = self._writer.stop()
+            last_seq = writer.stop()
             self._queue = None
             self.status = status
-            deadline = time.monotonic() + (self.settings.finish_timeout if timeout is None else timeout)
-            with Journal(self.journal_path) as journal:
-                journal.set_meta(status=status, ended=time.time())
-                delivery = self._delivery
-                while delivery and time.monotonic() < deadline and not delivery.delivered(journal, last_seq):
-                    time.sleep(_ACK_POLL)
-                self._report = read_report(journal, self.id, status)
-            self._writer.relay_notices()
+            timeout = self.settings.finish_timeout if timeout is None else timeout
+            assert self._delivery is not None
+            self._report = self._delivery.final_report(self.id, status, writer, last_seq, timeout)
+            writer.relay_notices()
             if self._delivery is not None:
                 self._delivery.stop()
+            if self._lock is not None:
+                self._lock.release()
             (log.info if self._report.complete else log.warning)("tracelet: %s", self._report.summary())
             from tracelet_core.api import _clear_active_run
 
@@ -237,6 +290,7 @@ class Run:
         plain = to_plain(params)
         if not isinstance(plain, dict):
             raise TypeError(f"log_params needs a mapping, Namespace or dataclass; got {type(params).__name__}")
+        plain = mask_secret_params(plain, self.settings.secret_params)
         now = time.time()
         queue.put(("params", flatten_params(plain), now))
         if not config:
@@ -275,10 +329,10 @@ class Run:
         source = Path(path)
         if not source.is_file():
             raise FileNotFoundError(f"log_artifact needs an existing file; {str(source)!r} is not one")
-        target_name = name or source.name
+        target_name = _safe_artifact_name(name, source.name)
         staged = self.run_dir / "files" / uuid.uuid4().hex[:12] / source.name
         try:
-            staged.parent.mkdir(parents=True)
+            make_private_dir(staged.parent)
             os.link(source, staged)
             copy_from = None
         except OSError:  # another file system: the writer thread copies it, off the training thread
@@ -332,16 +386,27 @@ class Run:
         """Each backend's native id of this run (``{"mlflow": "<run id>"}``), once the backend has opened it."""
         if not self.journal_path.exists():
             return {}
-        with Journal(self.journal_path) as journal:
-            return {name: state.native_id for name, state in journal.deliveries().items() if state.native_id}
+        try:
+            with Journal(self.journal_path) as journal:
+                return {name: state.native_id for name, state in journal.deliveries().items() if state.native_id}
+        except _STORAGE_ERRORS:  # unreadable right now: nothing known
+            return {}
 
     def report(self) -> DeliveryReport:
         """The delivery state right now (``finish()`` returns the final one)."""
         if self._report is not None:
             return self._report
         self._begin()
-        with Journal(self.journal_path) as journal:
-            return read_report(journal, self.id, self.status)
+        try:
+            with Journal(self.journal_path) as journal:
+                report = read_report(journal, self.id, self.status)
+        except _STORAGE_ERRORS as exc:
+            why = f"the journal could not be read ({type(exc).__name__}: {exc})"
+            return DeliveryReport(self.id, self.status, str(self.journal_path), 0, (), problems=(why,))
+        writer = self._writer
+        if writer is None:
+            return report
+        return dataclasses.replace(report, dropped=report.dropped + writer.dropped, lost=report.lost + writer.lost)
 
     @property
     def active(self) -> bool:
@@ -363,8 +428,17 @@ class Run:
         if self._deferred:
             with self._finish_lock:
                 if self._deferred:
-                    self.start()
+                    self._start_deferred()
         return self._queue
+
+    def _start_deferred(self) -> None:
+        """Start a deferred run at its first use, which is inside training: a failure is a warning, not an error."""
+        try:
+            self.start()
+        except (RunInUseError, JournalError) as exc:
+            self._deferred = False
+            self.status = "NOT_RECORDED"
+            warn_once(f"start:{self.id}", f"Tracelet records nothing for this run: {exc}")
 
     def _log_media(self, kind: str, key: str, obj: Any, step: int | None, timestamp: float | None) -> None:
         queue = self._queue if self._queue is not None else self._begin()
@@ -376,7 +450,7 @@ class Run:
         queue.put(("media", kind, key, obj, step, time.time() if timestamp is None else timestamp))
 
     def _closed_warning(self) -> None:
-        if self.status != "DISABLED":
+        if self.status not in ("DISABLED", "NOT_RECORDED"):
             warn_once(
                 f"closed:{self.id}",
                 f"Run {self.id} has ended ({self.status}); later values are not recorded.",
@@ -408,3 +482,19 @@ class Run:
             self.finish("FAILED" if _uncaught_exception() else "FINISHED")
         except Exception as exc:  # at interpreter exit there is no one left to raise to
             log.warning("tracelet: could not finish run %s at exit: %s", self.id, exc)
+
+
+def _safe_artifact_name(name: str | None, default: str) -> str:
+    """The name a file is stored under: ``name`` made relative and free of ``..`` (one warning if changed)."""
+    if not name:
+        return default
+    try:
+        safe = artifact_name(name)
+    except ValueError:
+        safe = default
+    if safe != name:
+        warn_once(
+            f"artifact-name:{name}",
+            f"Artifact name {name!r} would point outside the run's files; it is stored as {safe!r}.",
+        )
+    return safe

@@ -5,7 +5,7 @@ Exactly once, by construction of the pipeline this reuses:
 - Each backend's journal row holds the last sequence number it acknowledged; delivery resumes right
   after it (a :class:`~tracelet_core.pipeline.delivery.DeliveryService`, the same workers the delivery
   process runs), so what was acknowledged is never sent again.
-- The run's :class:`~tracelet_core.pipeline.delivery.delivery_lock` is taken without waiting (or
+- The run's :func:`~tracelet_core.locks.delivery_lock` is taken without waiting (or
   waiting, with ``wait=True``): while the run's own delivery process (or a trainer delivering in a
   thread) holds it, sync leaves the run alone instead of delivering the same events twice.
 - At most the one call in flight when a process dies is sent again, and every backend makes that
@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tracelet_core.backends import load_backend_class
-from tracelet_core.pipeline.delivery import DeliveryService, delivery_lock
+from tracelet_core.locks import delivery_lock
+from tracelet_core.pipeline.credentials import split_credentials
+from tracelet_core.pipeline.delivery import STOPPED_STATES, DeliveryService
 from tracelet_core.pipeline.journal import DeliveryState, Journal
 from tracelet_core.pipeline.report import DeliveryReport, read_report
-from tracelet_core.pipeline.sidecar import trainer_alive
+from tracelet_core.pipeline.sidecar import recorder_alive
 from tracelet_core.settings import TraceletSettings
 
 __all__ = ["SyncProgress", "SyncResult", "add_backends", "sync_run", "undelivered"]
@@ -80,8 +82,8 @@ def add_backends(journal: Journal, names: Sequence[str], settings: TraceletSetti
         load_backend_class(name).check_available()
     meta = journal.meta()
     options = dict(meta.get("backend_options") or {})
-    for name in names:
-        options[name] = settings.backend_options(name)
+    stored, _ = split_credentials({name: settings.backend_options(name) for name in names})
+    options.update(stored)
     journal.set_meta(backends=sorted(set(meta.get("backends") or []) | set(names)), backend_options=options)
     journal.register_backends(names)
 
@@ -153,11 +155,11 @@ def _sync_locked(
     if not pending:
         return _result(journal, run_id, "nothing", "nothing to deliver")
     for name, state in journal.deliveries().items():
-        if name in pending and state.state in ("unavailable", "gave_up"):
-            # A new attempt: the SDK may be installed now, the tracker back up.
+        if name in pending and state.state in STOPPED_STATES:
+            # A new attempt: the SDK may be installed now, the tracker back up, the setting fixed.
             journal.update_delivery(name, state="pending", error=None, failures=0)
-    options: dict[str, dict[str, Any]] = dict(meta.get("backend_options") or {})
-    service = DeliveryService(journal.path, backends=pending, options=options).start()
+    # Credentials were never stored: the service takes them from this process's environment.
+    service = DeliveryService(journal.path, backends=pending).start()
     last_seq = journal.last_seq()
     best = dict.fromkeys(pending, -1)
     progressed = time.monotonic()
@@ -190,10 +192,9 @@ def _end_session(journal: Journal, meta: dict[str, Any]) -> bool:
     start, finish = journal.last_event("start"), journal.last_event("finish")
     if start is None or (finish is not None and finish.seq > start.seq):
         return True
-    if trainer_alive(meta.get("trainer_pid"), meta.get("trainer_create_time"), meta.get("trainer_host")):
+    if recorder_alive(journal.path, meta):
         return False
-    journal.append([("finish", None, None, "KILLED", None, time.time())])
-    journal.set_meta(status="KILLED")
+    journal.record_end("KILLED")
     return True
 
 

@@ -24,7 +24,7 @@ from typing_extensions import override
 from tracelet_core.api import _clear_active_run, _start_run
 from tracelet_core.errors import warn_once
 from tracelet_core.pipeline.report import DeliveryReport
-from tracelet_core.run import Run, run_directory
+from tracelet_core.run import Run, check_run_free, run_directory
 from tracelet_core.settings import TraceletSettings, load_settings
 from tracelet_lightning.checkpoints import CheckpointUploader
 
@@ -67,6 +67,7 @@ class TraceletLogger(Logger):
 
     Raises:
         ConfigurationError: a setting is invalid (raised here, before training starts).
+        RunInUseError: ``run_id`` names a run another live process is recording.
 
     Example::
 
@@ -103,6 +104,8 @@ class TraceletLogger(Logger):
             system_metrics=system_metrics,
             system_metrics_interval=system_metrics_interval,
         )
+        if run_id is not None:
+            check_run_free(run_id, run_directory(settings, run_id))
         self._configure(settings, run_id, prefix)
 
     @classmethod

@@ -2,9 +2,22 @@
 
 A worker turns consecutive metric/param/tag events into one :class:`~tracelet_core.events.Batch`
 and every other event (start, artifact, media, finish) into one call, delivers them in journal
-order, and after each success records the last delivered sequence number in the journal. A failed
-call is retried with exponential backoff (capped at ``max_backoff``) until it succeeds or the
-service is told to give up; nothing is skipped, so per-key order holds end to end.
+order, and after each success records the last delivered sequence number in the journal, so
+per-key order holds end to end. A failed call is classified by its backend
+(:meth:`~tracelet_core.backends.base.Backend.classify_error`):
+
+* transient (network, timeout, a locked store): retried with exponential backoff (capped at
+  ``max_backoff``) until it succeeds or the service is told to give up;
+* permanent (the tracker refuses the content): a batch is split in halves until the refused events
+  are found; those are set aside in the journal with the reason (``tracelet show`` lists them) and
+  delivery goes on, so one bad event never holds back the rest;
+* configuration (no API key, no permission; any refusal of the run's opening): this backend stops
+  and the user is told at once; the events wait in the journal for ``tracelet sync``.
+
+A worker whose journal cannot be written for a while (a full disk) waits and carries on from its
+last recorded acknowledgement; re-sending what it had delivered is harmless (see backends/base.py).
+A journal deleted and recreated under a live run (see :mod:`.writer`) is followed: the worker goes
+on with the new file, into the same tracker run.
 
 The same :class:`DeliveryService` runs inside the delivery process (the default) and, with
 ``TRACELET_DELIVERY=thread``, in the training process.
@@ -12,83 +25,48 @@ The same :class:`DeliveryService` runs inside the delivery process (the default)
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracelet_core.backends import load_backend_class
-from tracelet_core.backends.base import Backend
-from tracelet_core.errors import BackendUnavailableError, ConfigurationError, warn_once
-from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
-from tracelet_core.pipeline.journal import Journal, JournalEvent
+from tracelet_core.backends.base import Backend, classify_common_error
+from tracelet_core.errors import BackendUnavailableError, ConfigurationError, ErrorKind, warn_once
+from tracelet_core.events import ArtifactRef, MediaItem, RunInfo
+from tracelet_core.locks import delivery_lock
+from tracelet_core.pipeline.credentials import restore_credentials, strip_credentials
+from tracelet_core.pipeline.journal import Journal, JournalEvent, file_identity
+from tracelet_core.pipeline.units import DeliveryUnit, halves, to_batch, units, worth_waiting
 
-__all__ = ["BackendWorker", "DeliveryService", "delivery_lock"]
+__all__ = ["STOPPED_STATES", "BackendWorker", "DeliveryService", "delivery_lock"]
 
 log = logging.getLogger("tracelet.delivery")
 
 READ_LIMIT = 5_000
 POLL_INTERVAL = 0.05
-# Metrics, params and tags wait until this many have accumulated or the first of them has waited
-# this long: trackers' per-call costs (a transaction, a request) then spread over ~1000 points
-# instead of a few steps' worth, which lowers the CPU that delivery takes while training runs.
-# Any other event (start, artifact, media, finish) is delivered with what precedes it at once.
-BATCH_EVENTS = 1_000
-BATCH_DELAY = 1.0
+# Delivery states in which a backend's worker has stopped for good (until `tracelet sync` tries again).
+STOPPED_STATES = ("unavailable", "misconfigured", "gave_up")
 
 
-@dataclass(frozen=True)
-class _Unit:
-    """Events delivered by one backend call, and the sequence number to acknowledge after it."""
-
-    kind: str
-    last_seq: int
-    events: tuple[JournalEvent, ...]
+def _backoff(failures: int, cap: float) -> float:
+    """Seconds before attempt ``failures + 1``: 0.25 s doubling up to ``cap``, with 20 % jitter."""
+    return min(cap, 0.25 * 2 ** min(failures - 1, 16)) * random.uniform(0.8, 1.2)
 
 
-def _units(events: list[JournalEvent]) -> Iterator[_Unit]:
-    """Group consecutive metric/param/tag events; every other event is a unit of its own."""
-    pending: list[JournalEvent] = []
-    for event in events:
-        if event.kind in ("metric", "param", "tag"):
-            pending.append(event)
-            continue
-        if pending:
-            yield _Unit("batch", pending[-1].seq, tuple(pending))
-            pending = []
-        yield _Unit(event.kind, event.seq, (event,))
-    if pending:
-        yield _Unit("batch", pending[-1].seq, tuple(pending))
+def _reason(exc: BaseException) -> str:
+    """An error as the journal and the user see it: type, message, no credentials, bounded."""
+    return strip_credentials(f"{type(exc).__name__}: {exc}")[:2000]
 
 
-def _worth_waiting(events: list[JournalEvent], waiting_since: float) -> bool:
-    """True while only a small, young batch of metrics/params/tags is pending (see ``BATCH_EVENTS``)."""
-    if len(events) >= BATCH_EVENTS or time.monotonic() - waiting_since >= BATCH_DELAY:
-        return False
-    return all(event.kind in ("metric", "param", "tag") for event in events)
-
-
-def _batch(events: tuple[JournalEvent, ...]) -> Batch:
-    batch = Batch()
-    for event in events:
-        key = event.key or ""
-        if event.kind == "metric":
-            batch.metrics.append(MetricPoint(key, event.value, event.step, event.ts))
-        elif event.kind == "param":
-            batch.params[key] = event.text or ""
-        else:
-            batch.tags[key] = event.text or ""
-    return batch
+class _JournalReplaced(Exception):
+    """The journal file was deleted or replaced while a worker read it: open the new one."""
 
 
 class BackendWorker(threading.Thread):
-    """Delivers one run's journal to one backend, in order, with retry; see the module docstring.
+    """Delivers one run's journal to one backend, in order; see the module docstring.
 
     Args:
         backend_name: the backend's registered name (also its row in the journal's deliveries).
@@ -119,25 +97,41 @@ class BackendWorker(threading.Thread):
         self._give_up = give_up
         self._max_backoff = max_backoff
         self._backend: Backend | None = None
-        self._unavailable = False
+        self._opening: Backend | None = None  # the instance whose open() is under way (to classify its errors)
+        self._open_for: int | None = None  # seq of the start event the open backend belongs to
+        self._tracker_id: str | None = None  # the native run id (not `_native_id`: threading.Thread has one)
+        self._recorded_id: str | None = None  # the native id the journal holds
         self.done = threading.Event()
 
     def run(self) -> None:
-        journal = Journal(self._journal_path)
+        failures = 0
         try:
-            self._deliver_all(journal)
-        except Exception:
-            log.exception("%s: delivery stopped by an unexpected error", self.backend_name)
-            journal.update_delivery(self.backend_name, state="gave_up", error="unexpected error, see delivery log")
+            while not self._give_up.is_set():
+                try:
+                    with Journal(self._journal_path) as journal:
+                        self._deliver_all(journal)
+                    return
+                except _JournalReplaced:
+                    log.info("%s: the journal was recreated; delivery goes on with the new one", self.backend_name)
+                except Exception as exc:
+                    # The journal cannot be read or written right now (a full disk, a lock held too long),
+                    # or a bug: wait and carry on from the last acknowledgement recorded.
+                    failures += 1
+                    backoff = _backoff(failures, self._max_backoff)
+                    log.exception("%s: delivery interrupted (next attempt in %.1fs)", self.backend_name, backoff)
+                    self._record_quietly(state="retrying", error=_reason(exc), failures=failures)
+                    self._give_up.wait(backoff)
         finally:
-            journal.close()
             self.done.set()
 
     def _deliver_all(self, journal: Journal) -> None:
         state = journal.deliveries()[self.backend_name]
-        if state.state == "unavailable":
+        if state.state in ("unavailable", "misconfigured"):
             return
-        acked, native_id = state.acked_seq, state.native_id
+        acked = state.acked_seq
+        self._tracker_id = self._tracker_id or state.native_id
+        self._recorded_id = state.native_id
+        identity = file_identity(self._journal_path)
         try:
             backend_cls = load_backend_class(self._backend_path)
             backend_cls.check_available()
@@ -151,34 +145,121 @@ class BackendWorker(threading.Thread):
             if not events:
                 if self._backend is None and acked and journal.last_event("finish") is not None:
                     return  # the last session ended and is fully delivered
+                if file_identity(self._journal_path) != identity:
+                    raise _JournalReplaced
                 self._give_up.wait(POLL_INTERVAL)
                 continue
             if waiting_since is None:
                 waiting_since = time.monotonic()
-            if _worth_waiting(events, waiting_since):
+            if worth_waiting(events, waiting_since):
                 self._give_up.wait(POLL_INTERVAL)
                 continue
             waiting_since = None
-            for unit in _units(events):
-                ok = self._retrying(journal, functools.partial(self._deliver, unit, backend_cls, native_id))
-                if not ok:
-                    if not self._unavailable:
-                        journal.update_delivery(self.backend_name, state="gave_up")
+            for unit in units(events):
+                if not self._deliver_unit(journal, unit, backend_cls):
                     return
                 acked = unit.last_seq
-                if unit.kind == "start" and self._backend is not None:
-                    native_id = journal.deliveries()[self.backend_name].native_id
-                state_name = "closed" if unit.kind == "finish" else "open"
-                journal.update_delivery(self.backend_name, acked_seq=acked, state=state_name, error=None, failures=0)
                 if unit.kind == "artifact" and not self._keep_files:
                     self._release_file(journal, unit)
             if self._backend is None and acked == journal.last_seq() and journal.last_event("finish") is not None:
                 return
 
-    def _deliver(self, unit: _Unit, backend_cls: type[Backend], native_id: str | None) -> None:
+    def _deliver_unit(self, journal: Journal, unit: DeliveryUnit, backend_cls: type[Backend]) -> bool:
+        """Deliver one unit (retrying, splitting, or setting events aside); False when this worker must stop."""
+        failures = 0
+        while not self._give_up.is_set():
+            try:
+                self._deliver(unit, backend_cls)
+            except BackendUnavailableError as exc:
+                log.error("%s: %s", self.backend_name, exc)
+                journal.update_delivery(self.backend_name, state="unavailable", error=str(exc))
+                return False
+            except Exception as exc:
+                kind = self._classify(exc, unit.kind)
+                if kind is ErrorKind.TRANSIENT:
+                    failures += 1
+                    self._retry_later(journal, unit, exc, failures)
+                    continue
+                if kind is ErrorKind.CONFIGURATION or unit.kind == "start":
+                    self._stop_misconfigured(journal, exc)
+                    return False
+                if unit.kind == "batch" and len(unit.events) > 1:
+                    return all(self._deliver_unit(journal, half, backend_cls) for half in halves(unit))
+                self._reject(journal, unit, exc)
+                return True
+            fields: dict[str, Any] = {"acked_seq": unit.last_seq, "error": None, "failures": 0}
+            fields["state"] = "closed" if unit.kind == "finish" else "open"
+            if self._tracker_id != self._recorded_id and self._backend is not None:
+                fields.update(native_id=self._tracker_id, location=self._location())
+            journal.update_delivery(self.backend_name, **fields)
+            self._recorded_id = fields.get("native_id", self._recorded_id)
+            return True
+        journal.update_delivery(self.backend_name, state="gave_up")
+        return False
+
+    def _classify(self, exc: Exception, during: str) -> ErrorKind:
+        backend = self._backend or self._opening
+        try:
+            return backend.classify_error(exc, during) if backend is not None else classify_common_error(exc)
+        except Exception:  # a classifier must never stop delivery
+            log.exception("%s: could not classify %r", self.backend_name, exc)
+            return classify_common_error(exc)
+
+    def _retry_later(self, journal: Journal, unit: DeliveryUnit, exc: Exception, failures: int) -> None:
+        backoff = _backoff(failures, self._max_backoff)
+        reason = _reason(exc)
+        log.warning("%s: delivery failed (attempt %d, next in %.1fs): %s", self.backend_name, failures, backoff, reason)
+        if unit.kind == "start" and failures == 1:
+            warn_once(
+                f"unreachable:{self.backend_name}",
+                f"{self.backend_name} cannot be reached yet ({reason}); Tracelet keeps retrying in the background, "
+                "and every event waits in the run's journal meanwhile.",
+            )
+        journal.update_delivery(self.backend_name, state="retrying", error=reason, failures=failures)
+        self._give_up.wait(backoff)
+
+    def _stop_misconfigured(self, journal: Journal, exc: Exception) -> None:
+        reason = _reason(exc)
+        log.error("%s: cannot be used as configured: %s", self.backend_name, reason)
+        warn_once(
+            f"misconfigured:{self.backend_name}",
+            f"{self.backend_name} cannot be used as configured ({reason}). Nothing more is sent to it in this run; "
+            "every event stays in the run's journal: fix the setting, then run `tracelet sync`.",
+        )
+        journal.update_delivery(self.backend_name, state="misconfigured", error=reason)
+
+    def _reject(self, journal: Journal, unit: DeliveryUnit, exc: Exception) -> None:
+        """Set the unit's events aside for good and move past them."""
+        reason = _reason(exc)
+        event = unit.events[0]
+        log.error(
+            "%s: refused %s %r (seq %d) for good: %s", self.backend_name, event.kind, event.key, event.seq, reason
+        )
+        warn_once(
+            f"rejected:{self.backend_name}:{type(exc).__name__}",
+            f"{self.backend_name} refused the {event.kind} {event.key!r} for good ({reason}); it stays in the run's "
+            "journal (`tracelet show` lists what was refused) and delivery goes on with the rest.",
+        )
+        if unit.kind == "finish":
+            self._backend = None
+        journal.reject(self.backend_name, [e.seq for e in unit.events], reason, acked_seq=unit.last_seq)
+
+    def _record_quietly(self, **fields: Any) -> None:
+        try:
+            with Journal(self._journal_path) as journal:
+                journal.update_delivery(self.backend_name, **fields)
+        except Exception as exc:  # the journal is what failed; the delivery log has the story
+            log.debug("%s: could not record the delivery state: %s", self.backend_name, exc)
+
+    def _location(self) -> str | None:
+        location = self._backend.location() if self._backend is not None else None
+        return strip_credentials(location) if location else None
+
+    def _deliver(self, unit: DeliveryUnit, backend_cls: type[Backend]) -> None:
         event = unit.events[0]
         if unit.kind == "start":
-            self._open(event, backend_cls, native_id)
+            if self._backend is None or self._open_for != event.seq:
+                self._open(event, backend_cls)
             return
         if self._backend is None:
             # Delivery resumes mid-session (a restarted delivery process, `tracelet sync`):
@@ -187,11 +268,11 @@ class BackendWorker(threading.Thread):
                 start = journal.last_event("start", before=event.seq)
             if start is None:
                 raise RuntimeError("the journal has events before the run's start event")
-            self._open(start, backend_cls, native_id)
+            self._open(start, backend_cls)
         backend = self._backend
         assert backend is not None
         if unit.kind == "batch":
-            backend.write(_batch(unit.events))
+            backend.write(to_batch(unit.events))
         elif unit.kind == "artifact":
             payload = event.payload()
             if not Path(payload["path"]).is_file():  # retrying cannot bring it back
@@ -219,7 +300,7 @@ class BackendWorker(threading.Thread):
         else:
             log.warning("%s: skipping unknown journal event kind %r", self.backend_name, unit.kind)
 
-    def _release_file(self, journal: Journal, unit: _Unit) -> None:
+    def _release_file(self, journal: Journal, unit: DeliveryUnit) -> None:
         """Delete the run directory's copy of an uploaded file once every backend of the run has it.
 
         Only the per-call copies ``files/<id>/<name>`` that ``Run.log_artifact`` makes; a backend that
@@ -237,7 +318,12 @@ class BackendWorker(threading.Thread):
         except OSError as exc:  # another backend's worker got there first, or the directory is not empty
             log.debug("%s: kept %s: %s", self.backend_name, path, exc)
 
-    def _open(self, event: JournalEvent, backend_cls: type[Backend], native_id: str | None) -> None:
+    def _open(self, event: JournalEvent, backend_cls: type[Backend]) -> None:
+        """Open (or re-open) the native run of the session that ``event`` starts.
+
+        The native id is kept in memory as soon as the tracker returns it, so a retry after a failure
+        to record it (or after a later failure) continues that run instead of creating a second one.
+        """
         info = event.payload()
         run = RunInfo(
             run_id=info["run_id"],
@@ -247,46 +333,12 @@ class BackendWorker(threading.Thread):
             start_time=float(info.get("start_time") or event.ts),
             run_dir=info["run_dir"],
         )
-        backend = backend_cls(self._options)
-        new_id = backend.open(run, native_id)
-        self._backend = backend
-        journal = Journal(self._journal_path)
-        try:
-            journal.update_delivery(self.backend_name, native_id=new_id, location=backend.location(), state="open")
-        finally:
-            journal.close()
-        log.debug("%s: run %s open as %s (%s)", self.backend_name, run.run_id, new_id, backend.location())
-
-    def _retrying(self, journal: Journal, call: Callable[[], None]) -> bool:
-        failures = 0
-        while not self._give_up.is_set():
-            try:
-                call()
-                return True
-            except BackendUnavailableError as exc:
-                journal.update_delivery(self.backend_name, state="unavailable", error=str(exc))
-                log.error("%s: %s", self.backend_name, exc)
-                self._unavailable = True
-                return False
-            except Exception as exc:
-                failures += 1
-                backoff = min(self._max_backoff, 0.25 * 2 ** min(failures - 1, 16)) * random.uniform(0.8, 1.2)
-                log.warning(
-                    "%s: delivery failed (attempt %d, next in %.1fs): %s: %s",
-                    self.backend_name,
-                    failures,
-                    backoff,
-                    type(exc).__name__,
-                    exc,
-                )
-                journal.update_delivery(
-                    self.backend_name,
-                    state="retrying",
-                    error=f"{type(exc).__name__}: {exc}"[:2000],
-                    failures=failures,
-                )
-                self._give_up.wait(backoff)
-        return False
+        self._backend = None
+        # A retry of a failed open goes to the same instance: it may hold what the tracker already made.
+        backend = self._opening = self._opening or backend_cls(self._options)
+        self._tracker_id = backend.open(run, self._tracker_id)
+        self._backend, self._opening, self._open_for = backend, None, event.seq
+        log.debug("%s: run %s open as %s (%s)", self.backend_name, run.run_id, self._tracker_id, self._location())
 
 
 class DeliveryService:
@@ -295,7 +347,8 @@ class DeliveryService:
     Args:
         journal_path: the run's journal.
         backends: backend names; default: those recorded in the journal's metadata.
-        options: backend options by name; default: those recorded in the journal's metadata.
+        options: backend options by name, over those recorded in the journal's metadata (which have
+            their credentials put back from the environment: see :mod:`.credentials`).
         max_backoff: longest pause between two retries.
     """
 
@@ -311,7 +364,7 @@ class DeliveryService:
             meta = journal.meta()
             self.backends = list(backends if backends is not None else meta.get("backends", []))
             journal.register_backends(self.backends)
-        all_options = options if options is not None else meta.get("backend_options", {})
+        all_options = restore_credentials(meta.get("backend_options") or {}) | dict(options or {})
         self.give_up_event = threading.Event()
         backoff = max_backoff if max_backoff is not None else float(meta.get("max_retry_backoff", 30.0))
         paths = dict(meta.get("backend_paths") or {})
@@ -351,43 +404,3 @@ class DeliveryService:
     def give_up(self) -> None:
         """Tell every worker to stop retrying; undelivered events stay in the journal."""
         self.give_up_event.set()
-
-
-class delivery_lock:
-    """An exclusive lock on a run's delivery, so two processes never deliver the same run at once.
-
-    Args:
-        run_dir: the run's directory (holds ``delivery.lock``).
-        blocking: wait for the lock (True) or fail at once.
-    """
-
-    def __init__(self, run_dir: Path, blocking: bool = True) -> None:
-        self._path = Path(run_dir) / "delivery.lock"
-        self._blocking = blocking
-        self._file: Any = None
-
-    def acquire(self) -> bool:
-        """Take the lock; False when not blocking and another process holds it."""
-        self._file = open(self._path, "a+")  # noqa: SIM115 - held for the life of the lock
-        flags = fcntl.LOCK_EX | (0 if self._blocking else fcntl.LOCK_NB)
-        try:
-            fcntl.flock(self._file.fileno(), flags)
-        except BlockingIOError:
-            self._file.close()
-            self._file = None
-            return False
-        return True
-
-    def release(self) -> None:
-        """Release the lock."""
-        if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> delivery_lock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

@@ -6,12 +6,18 @@ SQLite in WAL mode lets the two do this concurrently; a killed trainer loses at 
 of one flush interval, and a killed delivery process resumes from its acknowledgements.
 
 Each thread opens its own :class:`Journal`: SQLite connections are not shared between threads.
+
+A journal is private to its user (files 0600, in directories 0700: a run's params and tags are
+nobody else's business). Events a tracker can never take are set aside per backend as *rejected*
+(a dead letter, with the reason), so one bad event never holds back the ones behind it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -21,10 +27,21 @@ from typing import Any
 
 from tracelet_core.errors import JournalError
 
-__all__ = ["JOURNAL_FILENAME", "DeliveryState", "EventRow", "Journal", "JournalEvent"]
+__all__ = [
+    "JOURNAL_FILENAME",
+    "DeliveryState",
+    "EventRow",
+    "Journal",
+    "JournalEvent",
+    "RejectedEvent",
+    "file_identity",
+    "make_private_dir",
+]
 
 JOURNAL_FILENAME = "journal.sqlite"
 SCHEMA_VERSION = "1"
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
 
 # (kind, key, num, text, step, ts): the row layout of the events table, without seq.
 EventRow = tuple[str, str | None, float | None, str | None, int | None, float]
@@ -57,6 +74,17 @@ CREATE TABLE IF NOT EXISTS notices (
     ts REAL NOT NULL
 );
 """
+# Added after the first release: created on open where missing (older journals lack it).
+_REJECTED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rejected (
+    backend TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (backend, seq)
+);
+"""
+_REQUIRED_TABLES = ("meta", "events", "deliveries")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +127,42 @@ class DeliveryState:
     failures: int
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """An event one backend's tracker refused for good (a dead letter): its seq, kind, key and why."""
+
+    backend: str
+    seq: int
+    kind: str
+    key: str | None
+    reason: str
+    ts: float
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` and its missing parents readable by their owner only; existing ones are left as they are."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """A file's (device, inode), or None when it does not exist: tells a journal deleted or replaced under a run."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _text(raw: bytes) -> str:
+    """Text columns are decoded leniently: a byte that is not UTF-8 must not make a whole journal unreadable."""
+    return raw.decode("utf-8", errors="replace")
+
+
 def metric_columns(value: float) -> tuple[float | None, str | None]:
     """Split a float into the (num, text) columns: finite values in num, NaN/inf as text."""
     if math.isfinite(value):
@@ -114,7 +178,8 @@ class Journal:
         create: create the file and schema if missing (only the run's owner does this).
 
     Raises:
-        JournalError: the file does not exist (and ``create`` is False) or is not a Tracelet journal.
+        JournalError: the file does not exist (and ``create`` is False), or is not a Tracelet journal
+            (not SQLite, damaged, or without a journal's tables).
 
     Example:
         >>> import tempfile, pathlib
@@ -129,21 +194,50 @@ class Journal:
 
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.exists():
-            raise JournalError(f"No Tracelet journal at {self.path}")
+        if create and not self.path.exists():
+            # SQLite creates its -wal and -shm files with the database file's permissions.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE))
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            size = self.path.stat().st_size
+        except OSError:
+            raise JournalError(f"No Tracelet journal at {self.path}") from None
+        if size == 0 and not create:
+            # Not connected to: SQLite would turn an empty file (a run being created) into a database.
+            raise JournalError(f"{self.path} is not a Tracelet journal: an empty file")
+        # mode=rw: a reader never creates the file (it may have been deleted since the check above).
+        target = self.path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+        try:
+            self._db = sqlite3.connect(target, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise JournalError(f"Cannot open the Tracelet journal {self.path}: {exc}") from exc
+        self._db.text_factory = _text
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against a killed process (what we guard against); FULL only adds
             # power-loss durability at a large cost per transaction.
             self._db.execute("PRAGMA synchronous=NORMAL")
             if create:
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(_SCHEMA + _REJECTED_SCHEMA)
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
-        except sqlite3.DatabaseError as exc:
-            raise JournalError(f"Cannot open the Tracelet journal {self.path}: {exc}") from exc
+            else:
+                self._check_schema()
+        except (sqlite3.DatabaseError, JournalError) as exc:
+            self._db.close()
+            if isinstance(exc, JournalError):
+                raise
+            raise JournalError(f"Cannot read the Tracelet journal {self.path}: {exc}") from exc
+
+    def _check_schema(self) -> None:
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = [name for name in _REQUIRED_TABLES if name not in tables]
+        if missing:
+            what = "an empty file" if not tables else f"a SQLite file without the table(s) {', '.join(missing)}"
+            raise JournalError(f"{self.path} is not a Tracelet journal: {what}")
+        self._has_rejected = "rejected" in tables
+
+    _has_rejected = True
 
     def close(self) -> None:
         """Close the connection."""
@@ -254,6 +348,64 @@ class Journal:
         ).fetchall()
         return {row[0]: DeliveryState(*row) for row in rows}
 
+    def reject(self, backend: str, seqs: Iterable[int], reason: str, acked_seq: int | None = None) -> None:
+        """Set events aside for ``backend`` for good (its tracker refused them), in one transaction with
+        moving its acknowledgement to ``acked_seq`` when given, so they are never delivered again."""
+        self._ensure_rejected_table()
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO rejected(backend, seq, reason, ts) VALUES (?, ?, ?, ?)",
+                [(backend, seq, reason[:2000], now) for seq in seqs],
+            )
+            if acked_seq is not None:
+                db.execute(
+                    "UPDATE deliveries SET acked_seq = MAX(acked_seq, ?), updated = ? WHERE backend = ?",
+                    (acked_seq, now, backend),
+                )
+
+    def rejected(self, backend: str | None = None, limit: int = 1000) -> list[RejectedEvent]:
+        """The events set aside (of ``backend``, or every backend's), oldest first, at most ``limit``."""
+        if not self._has_rejected:
+            return []
+        rows = self._db.execute(
+            "SELECT r.backend, r.seq, e.kind, e.key, r.reason, r.ts FROM rejected r LEFT JOIN events e "
+            "ON e.seq = r.seq WHERE ? IS NULL OR r.backend = ? ORDER BY r.seq, r.backend LIMIT ?",
+            (backend, backend, limit),
+        ).fetchall()
+        return [RejectedEvent(b, seq, kind or "?", key, reason, ts) for b, seq, kind, key, reason, ts in rows]
+
+    def rejected_counts(self) -> dict[str, int]:
+        """How many events each backend set aside."""
+        if not self._has_rejected:
+            return {}
+        return dict(self._db.execute("SELECT backend, COUNT(*) FROM rejected GROUP BY backend").fetchall())
+
+    def _ensure_rejected_table(self) -> None:
+        if not self._has_rejected:
+            self._db.executescript(_REJECTED_SCHEMA)
+            self._has_rejected = True
+
+    # -- the end of a session -------------------------------------------------------------------
+
+    def record_end(self, status: str, ended: float | None = None) -> None:
+        """Journal the end of the open session (a ``finish`` event) and the run's status and end time.
+
+        The trainer's own ``finish()`` journals its end through its writer; this is for whoever ends a
+        session the trainer could not end (its delivery process or ``tracelet sync`` after the trainer died:
+        KILLED), so such a run gets an end time too.
+        """
+        now = time.time() if ended is None else ended
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO events(kind, key, num, text, step, ts) VALUES ('finish', NULL, NULL, ?, NULL, ?)",
+                (status, now),
+            )
+            db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [("status", json.dumps(status)), ("ended", json.dumps(now))],
+            )
+
     # -- notices --------------------------------------------------------------------------------
 
     def add_notice(self, key: str, message: str) -> None:
@@ -282,7 +434,12 @@ class _Transaction:
         return self._db
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            self._db.execute("COMMIT")
+            return
+        # SQLite may already have rolled back (a full disk): the original error is the one that counts.
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
 
 
 def iter_journals(journal_dir: str | Path) -> Iterator[Path]:

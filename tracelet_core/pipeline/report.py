@@ -17,10 +17,11 @@ class BackendReport:
         name: the backend.
         delivered: journal events the backend acknowledged.
         pending: journal events not yet acknowledged (kept in the journal for ``tracelet sync``).
-        state: pending, open, retrying, closed, gave_up or unavailable.
+        state: pending, open, retrying, closed, gave_up, unavailable or misconfigured.
         native_id: the tracker's own id of the run, once opened.
         location: where to find the run (URI, path or URL), if the backend says.
         error: the last error, if any.
+        rejected: events the tracker refused for good (set aside with the reason; ``tracelet show`` lists them).
     """
 
     name: str
@@ -30,10 +31,11 @@ class BackendReport:
     native_id: str | None
     location: str | None
     error: str | None
+    rejected: int = 0
 
     @property
     def complete(self) -> bool:
-        """Everything journaled has reached the tracker."""
+        """Nothing journaled is left to deliver (rejected events are not waiting: they can never be taken)."""
         return self.pending == 0
 
 
@@ -46,34 +48,71 @@ class DeliveryReport:
     journal: str
     total: int
     backends: tuple[BackendReport, ...]
+    dropped: int = 0
+    lost: int = 0
+    problems: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
-        """Every backend holds every journaled event."""
-        return all(backend.complete for backend in self.backends)
+        """Every backend holds every journaled event it can take, and the journal kept everything logged."""
+        return all(backend.complete for backend in self.backends) and not self.lost
 
     def summary(self) -> str:
-        """One line a user reads at the end of a run."""
+        """One line a user reads at the end of a run.
+
+        Example:
+            >>> ok = BackendReport("mlflow", 40, 0, "closed", "r1", None, None, rejected=2)
+            >>> print(DeliveryReport("5f0c", "FINISHED", "/j", 42, (ok,), dropped=1).summary())
+            run 5f0c FINISHED: mlflow 40/42 delivered, 2 rejected (see `tracelet show 5f0c`); 1 invalid value dropped
+        """
         if not self.backends:
-            return f"run {self.run_id} {self.status}: {self.total} events kept in the journal {self.journal}"
-        parts = []
-        for b in self.backends:
-            if b.complete:
-                parts.append(f"{b.name} {b.delivered}/{self.total} delivered")
-            else:
-                why = f" ({b.error})" if b.error else ""
-                parts.append(f"{b.name} {b.pending} of {self.total} undelivered, {b.state}{why}")
-        tail = "" if self.complete else f"; undelivered events stay in {self.journal} (run `tracelet sync`)"
+            parts = [f"{self.total} events kept in the journal {self.journal}"]
+        else:
+            parts = []
+            for b in self.backends:
+                if b.complete:
+                    rejected = f", {b.rejected} rejected (see `tracelet show {self.run_id[:8]}`)" if b.rejected else ""
+                    parts.append(f"{b.name} {b.delivered}/{self.total} delivered{rejected}")
+                else:
+                    why = f" ({b.error})" if b.error else ""
+                    parts.append(f"{b.name} {b.pending} of {self.total} undelivered, {b.state}{why}")
+        if self.dropped:
+            parts.append(f"{self.dropped} invalid value{'s' if self.dropped != 1 else ''} dropped")
+        if self.lost:
+            parts.append(f"{self.lost} logged event{'s' if self.lost != 1 else ''} could not be kept")
+        parts.extend(self.problems)
+        waiting = any(not b.complete for b in self.backends)
+        tail = f"; undelivered events stay in {self.journal} (run `tracelet sync`)" if waiting else ""
         return f"run {self.run_id} {self.status}: " + "; ".join(parts) + tail
 
 
 def read_report(journal: Journal, run_id: str, status: str) -> DeliveryReport:
     """Build the report of a run from its journal."""
     total = journal.last_seq()
+    rejected = journal.rejected_counts()
+    meta = journal.meta()
     backends = []
     for name, state in sorted(journal.deliveries().items()):
         pending = journal.count(after=state.acked_seq)
+        refused = rejected.get(name, 0)
         backends.append(
-            BackendReport(name, total - pending, pending, state.state, state.native_id, state.location, state.error)
+            BackendReport(
+                name,
+                total - pending - refused,
+                pending,
+                state.state,
+                state.native_id,
+                state.location,
+                state.error,
+                refused,
+            )
         )
-    return DeliveryReport(run_id, status, str(journal.path), total, tuple(backends))
+    return DeliveryReport(
+        run_id,
+        status,
+        str(journal.path),
+        total,
+        tuple(backends),
+        dropped=int(meta.get("dropped_events") or 0),
+        lost=int(meta.get("lost_events") or 0),
+    )

@@ -3,21 +3,43 @@
 A session is one ``Run.start()`` ... ``Run.finish()`` of a run (a resumed run has several). Its
 delivery is the delivery process (the default) or, with ``TRACELET_DELIVERY=thread``, the same
 workers in a thread of the training process; either way ``finish()`` waits on :meth:`delivered`.
+
+The delivery process is supervised while the session lasts: a thread waits on it (no polling), and
+if it ends any other way than having delivered everything (killed, crashed, or stopped because the
+journal was replaced), a new one is started, at most :data:`MAX_RESTARTS` times, with the reason
+written to ``delivery.log``; the new one carries on from the last acknowledgements. So a run ends
+delivered without a manual ``tracelet sync``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import signal
+import sqlite3
+import subprocess
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from tracelet_core.backends import load_backend_class
-from tracelet_core.errors import BackendUnavailableError, warn_once
-from tracelet_core.pipeline.delivery import DeliveryService, delivery_lock
+from tracelet_core.errors import BackendUnavailableError, TraceletError, warn_once
+from tracelet_core.locks import ProcessLock, delivery_lock
+from tracelet_core.pipeline.delivery import STOPPED_STATES, DeliveryService
 from tracelet_core.pipeline.journal import Journal
-from tracelet_core.pipeline.sidecar import launch_sidecar
+from tracelet_core.pipeline.report import DeliveryReport, read_report
+from tracelet_core.pipeline.sidecar import DELIVERY_LOG, launch_sidecar
+from tracelet_core.pipeline.writer import JournalWriter
 from tracelet_core.settings import TraceletSettings
 
-__all__ = ["DeliverySession", "usable_backends"]
+__all__ = ["MAX_RESTARTS", "DeliverySession", "usable_backends"]
+
+log = logging.getLogger("tracelet")
+MAX_RESTARTS = 5
+_ACK_POLL = 0.05
+# What a failing journal raises: reported, never passed on to training.
+_STORAGE_ERRORS = (TraceletError, sqlite3.Error, OSError)
 
 
 def usable_backends(settings: TraceletSettings) -> list[str]:
@@ -52,25 +74,41 @@ class DeliverySession:
         journal_path: the run's journal.
         backends: the session's backends (none: nothing is started).
         in_process: deliver from a thread of this process instead of the delivery process.
+        options: the backends' options as configured, credentials included (the journal keeps them
+            without credentials; see :mod:`.credentials`).
+        carried_env: variables that carry those credentials to the delivery process.
     """
 
-    def __init__(self, run_dir: Path, journal_path: Path, backends: list[str], in_process: bool) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        journal_path: Path,
+        backends: list[str],
+        in_process: bool,
+        options: dict[str, dict[str, Any]] | None = None,
+        carried_env: dict[str, str] | None = None,
+    ) -> None:
         self._run_dir = run_dir
         self._journal_path = journal_path
         self._backends = list(backends)
         self._in_process = in_process
-        self._lock: delivery_lock | None = None
+        self._options = options
+        self._carried_env = dict(carried_env or {})
+        self._lock: ProcessLock | None = None
         self._service: DeliveryService | None = None
+        self._stopped = threading.Event()
+        self.restarts = 0
 
     def start(self) -> None:
-        """Launch the delivery process, or start the in-process workers once the run's delivery is free."""
+        """Launch (and watch) the delivery process, or start the in-process workers once the run's delivery is free."""
         if not self._backends:
             return
         if not self._in_process:
-            launch_sidecar(self._journal_path)
+            process = launch_sidecar(self._journal_path, self._carried_env)
+            threading.Thread(target=self._watch, args=(process,), name="tracelet-delivery-watch", daemon=True).start()
             return
         self._lock = delivery_lock(self._run_dir)
-        self._service = DeliveryService(self._journal_path)
+        self._service = DeliveryService(self._journal_path, options=self._options)
         # A delivery process of an earlier session of this run may still hold the run's delivery;
         # wait for it off the training thread, then deliver.
         threading.Thread(target=self._deliver_when_unlocked, name="tracelet-delivery", daemon=True).start()
@@ -78,13 +116,52 @@ class DeliverySession:
     def delivered(self, journal: Journal, last_seq: int) -> bool:
         """True when every backend of the session acknowledged ``last_seq`` or is out of the race."""
         return all(
-            state.acked_seq >= last_seq or state.state in ("unavailable", "gave_up")
+            state.acked_seq >= last_seq or state.state in STOPPED_STATES
             for name, state in journal.deliveries().items()
             if name in self._backends
         )
 
+    def final_report(
+        self, run_id: str, status: str, writer: JournalWriter, last_seq: int, timeout: float
+    ) -> DeliveryReport:
+        """Record the session's end, wait up to ``timeout`` for the trackers to acknowledge ``last_seq``,
+        and read the report. Never raises: what the journal could not record is said in the report."""
+        deadline = time.monotonic() + timeout
+        problems: list[str] = []
+        try:
+            with Journal(self._journal_path) as journal:
+                try:
+                    meta = journal.meta()
+                    journal.set_meta(
+                        status=status,
+                        ended=time.time(),
+                        dropped_events=int(meta.get("dropped_events") or 0) + writer.dropped,
+                        lost_events=int(meta.get("lost_events") or 0) + writer.lost,
+                    )
+                except _STORAGE_ERRORS as exc:  # a full disk: the journal still reads
+                    problems.append(f"the run's end could not be recorded in its journal ({type(exc).__name__}: {exc})")
+                # A journal that cannot be written cannot record acknowledgements either: no use waiting.
+                while (
+                    not problems
+                    and not writer.failing
+                    and time.monotonic() < deadline
+                    and not self.delivered(journal, last_seq)
+                ):
+                    time.sleep(_ACK_POLL)
+                report = read_report(journal, run_id, status)
+        except _STORAGE_ERRORS as exc:
+            problems.append(f"the journal could not be read ({type(exc).__name__}: {exc})")
+            report = DeliveryReport(run_id, status, str(self._journal_path), last_seq, ())
+        if problems:
+            log.warning("tracelet: run %s: %s", run_id, "; ".join(problems))
+            # What the journal could not record is this session's own count.
+            report = dataclasses.replace(report, dropped=writer.dropped, lost=writer.lost, problems=tuple(problems))
+        return report
+
     def stop(self) -> None:
-        """Stop in-process workers (what they did not deliver stays journaled) and free the run's delivery."""
+        """Stop watching the delivery process (it goes on by itself), or stop in-process workers (what they
+        did not deliver stays journaled), and free the run's delivery."""
+        self._stopped.set()
         if self._service is not None:
             self._service.give_up()
             self._service = None
@@ -92,8 +169,52 @@ class DeliverySession:
             self._lock.release()
             self._lock = None
 
+    def _watch(self, process: subprocess.Popen[bytes]) -> None:
+        """Wait for the delivery process; start a new one if it ends before its work is done."""
+        while True:
+            code = process.wait()
+            if code == 0 or self._stopped.is_set():
+                return
+            if self.restarts >= MAX_RESTARTS:
+                self._note(f"delivery process {process.pid} {_describe_exit(code)}; not restarted again")
+                warn_once(
+                    "delivery-restarts",
+                    f"Tracelet's delivery process ended {MAX_RESTARTS + 1} times; what is left stays in the journal "
+                    f"{self._journal_path} (deliver it with `tracelet sync`; {DELIVERY_LOG} says why).",
+                )
+                return
+            self.restarts += 1
+            self._note(
+                f"delivery process {process.pid} {_describe_exit(code)}; starting a new one "
+                f"({self.restarts}/{MAX_RESTARTS})"
+            )
+            warn_once(
+                "delivery-restart",
+                f"Tracelet's delivery process {_describe_exit(code)}; a new one carries on from where it stopped "
+                f"(see {self._run_dir / DELIVERY_LOG}).",
+            )
+            process = launch_sidecar(self._journal_path, self._carried_env)
+
+    def _note(self, message: str) -> None:
+        log.debug("tracelet: %s", message)
+        try:
+            with open(self._run_dir / DELIVERY_LOG, "a", encoding="utf-8") as file:
+                file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        except OSError:  # a full disk or a deleted directory: the warning still reaches the user
+            pass
+
     def _deliver_when_unlocked(self) -> None:
         lock, service = self._lock, self._service
         if lock is not None and service is not None:
             lock.acquire()
             service.start()
+
+
+def _describe_exit(code: int) -> str:
+    """``ended with signal SIGKILL`` / ``exited with code 1``."""
+    if code < 0:
+        try:
+            return f"ended with signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"ended with signal {-code}"
+    return f"exited with code {code}"

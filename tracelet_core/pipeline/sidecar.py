@@ -15,6 +15,7 @@ ends when training ends.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import socket
@@ -23,15 +24,17 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import psutil
 
+from tracelet_core.collectors.git import strip_credentials
 from tracelet_core.errors import TraceletWarning
-from tracelet_core.pipeline.delivery import DeliveryService, delivery_lock
-from tracelet_core.pipeline.journal import Journal
+from tracelet_core.locks import RUN_LOCK, delivery_lock, run_in_use
+from tracelet_core.pipeline.delivery import DeliveryService
+from tracelet_core.pipeline.journal import PRIVATE_FILE, Journal
 
-__all__ = ["launch_sidecar", "main", "supervise", "trainer_alive"]
+__all__ = ["launch_sidecar", "main", "recorder_alive", "supervise", "trainer_alive"]
 
 log = logging.getLogger("tracelet.delivery")
 
@@ -39,10 +42,14 @@ DELIVERY_LOG = "delivery.log"
 WATCH_INTERVAL = 0.25
 
 
-def launch_sidecar(journal_path: Path) -> subprocess.Popen[bytes]:
-    """Start the delivery process for ``journal_path`` and return at once."""
+def launch_sidecar(journal_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start the delivery process for ``journal_path`` and return at once.
+
+    ``extra_env`` is added to the child's environment only (credentials the journal does not keep:
+    see :mod:`.credentials`).
+    """
     run_dir = journal_path.parent
-    env = dict(os.environ, TRACELET_SIDECAR="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, **(extra_env or {}), TRACELET_SIDECAR="1", PYTHONUNBUFFERED="1")
     # A ClearML task in the trainer marks its child processes; ClearML would then hand this
     # process a do-nothing stub instead of a task (see backends/clearml.py).
     for variable in ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"):
@@ -51,7 +58,8 @@ def launch_sidecar(journal_path: Path) -> subprocess.Popen[bytes]:
     # through sys.path tweaks rather than an installation.
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    with open(run_dir / DELIVERY_LOG, "ab") as log_file:
+    log_fd = os.open(run_dir / DELIVERY_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+    with open(log_fd, "ab") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "tracelet_core.pipeline", str(journal_path)],
             stdin=subprocess.DEVNULL,
@@ -83,31 +91,39 @@ def trainer_alive(pid: int | None, create_time: float | None, host: str | None =
         return False
 
 
+def recorder_alive(journal_path: Path, meta: dict[str, Any]) -> bool:
+    """Whether a process is recording into the run right now: it holds the run's lock.
+
+    A run that released its lock without journaling its end (a full disk at ``finish``) is as good as
+    ended. Journals from before the run lock, and runs on another host, fall back on the trainer's pid.
+    """
+    host = meta.get("trainer_host")
+    if (journal_path.parent / RUN_LOCK).exists() and not (host and host != socket.gethostname()):
+        return run_in_use(journal_path.parent)
+    return trainer_alive(meta.get("trainer_pid"), meta.get("trainer_create_time"), host)
+
+
 def supervise(journal_path: Path, give_up_after: float | None = None) -> int:
-    """Deliver one run's journal until done; the body of the delivery process. Returns an exit code."""
+    """Deliver one run's journal until done; the body of the delivery process. Returns an exit code:
+    0 delivered, 1 gave up (no progress for ``give_up_after`` seconds after the trainer ended)."""
     with Journal(journal_path) as journal:
         meta = journal.meta()
     grace = float(meta.get("give_up_after", 300.0)) if give_up_after is None else give_up_after
     service = DeliveryService(journal_path).start()
-    gone_at: float | None = None
+    alive = True
+    progress, progressed = -1, time.monotonic()
     while not service.all_done():
         time.sleep(WATCH_INTERVAL)
-        with Journal(journal_path) as journal:
-            meta = journal.meta()
-            start = journal.last_event("start")
-            finish = journal.last_event("finish")
-            session_open = start is not None and (finish is None or finish.seq < start.seq)
-            alive = trainer_alive(meta.get("trainer_pid"), meta.get("trainer_create_time"), meta.get("trainer_host"))
-            if session_open and not alive:
-                log.warning("the training process %s is gone; ending the run as KILLED", meta.get("trainer_pid"))
-                journal.append([("finish", None, None, "KILLED", None, time.time())])
-                journal.set_meta(status="KILLED")
-                session_open = False
-        if gone_at is None and not alive:
-            gone_at = time.monotonic()
-        if gone_at is not None and time.monotonic() - gone_at > grace:
+        try:
+            alive, done = _watch(journal_path)
+        except Exception:  # an unreadable or unwritable journal for a moment (a full disk): look again
+            log.exception("could not read the journal")
+            continue
+        if done != progress or alive:
+            progress, progressed = done, time.monotonic()
+        elif time.monotonic() - progressed > grace:
             log.error(
-                "giving up after %.0fs without the trainer; undelivered events stay in %s "
+                "giving up after %.0fs without progress and without the trainer; undelivered events stay in %s "
                 "(deliver them later with `tracelet sync`)",
                 grace,
                 journal_path,
@@ -116,6 +132,24 @@ def supervise(journal_path: Path, give_up_after: float | None = None) -> int:
             service.wait(5.0)
             return 1
     return 0
+
+
+def _watch(journal_path: Path) -> tuple[bool, int]:
+    """Whether the trainer is alive (ending its session as KILLED if it died), and how far delivery got."""
+    with Journal(journal_path) as journal:
+        meta = journal.meta()
+        alive = recorder_alive(journal_path, meta)
+        if not alive:
+            start, finish = journal.last_event("start"), journal.last_event("finish")
+            if start is not None and (finish is None or finish.seq < start.seq):
+                log.warning(
+                    "the training process %s ended without journaling the run's end; ending it as KILLED",
+                    meta.get("trainer_pid"),
+                )
+                journal.record_end("KILLED")
+        done = sum(state.acked_seq for state in journal.deliveries().values())
+        done += sum(journal.rejected_counts().values())
+    return alive, done
 
 
 def _relay_warnings_to(journal_path: Path) -> None:
@@ -132,6 +166,27 @@ def _relay_warnings_to(journal_path: Path) -> None:
     warnings.showwarning = record
 
 
+class _Redacted(io.TextIOBase):
+    """A text stream that removes credentials from URLs before writing: what an SDK prints lands in
+    ``delivery.log``, and must not carry a password there."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(strip_credentials(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m tracelet_core.pipeline JOURNAL``."""
     args = sys.argv[1:] if argv is None else argv
@@ -143,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     # scheduler serves the trainer first and delivers in the gaps (what is journaled waits safely).
     with contextlib.suppress(OSError):
         os.nice(10)
+    sys.stdout, sys.stderr = _Redacted(sys.stdout), _Redacted(sys.stderr)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
