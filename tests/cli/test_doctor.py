@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
+import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import quote
 
 import pytest
 from click.testing import Result
@@ -83,7 +87,7 @@ def test_bad_configuration_exits_2_naming_the_variable(
     monkeypatch.setenv("TRACELET_FLUSH_INTERVAL", "soon")
     assert "TRACELET_FLUSH_INTERVAL='soon'" in cli("doctor", code=2).stderr
     monkeypatch.delenv("TRACELET_FLUSH_INTERVAL")
-    assert "TRACELET_BACKENDS='nope': unknown backend 'nope'" in cli("doctor", "--backends", "nope", code=2).stderr
+    assert "backends='nope' (argument): unknown backend 'nope'" in cli("doctor", "--backends", "nope", code=2).stderr
 
 
 class _StandInNVML(types.ModuleType):
@@ -122,3 +126,92 @@ def test_gpus_are_listed_with_the_driver(monkeypatch: pytest.MonkeyPatch, cli: C
     gpu = next(c for c in report["system"] if c["name"] == "gpu")
     assert gpu["level"] == "ok" and gpu["details"]["count"] == 2 and gpu["details"]["driver"] == "550.54"
     assert "NVIDIA H100 #1" in gpu["summary"] and nvml.shut_down
+
+
+SECRET = "s3cret@Xyzzy42"  # an "@" too: percent-encoded in a URI
+ENCODED = quote(SECRET, safe="")
+
+
+class _BasicAuthMlflow(BaseHTTPRequestHandler):
+    """The two calls doctor makes to an MLflow server, behind basic auth (alice / SECRET)."""
+
+    expected = "Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        if self.headers.get("Authorization") != self.expected:
+            self._answer(401, b"You are not authenticated.", {"WWW-Authenticate": 'Basic realm="mlflow"'})
+        elif self.path == "/health":
+            self._answer(200, b"OK")
+        elif self.path.startswith("/api/2.0/mlflow/experiments/search"):
+            self._answer(200, b'{"experiments": []}')
+        else:
+            self._answer(404, b"")
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows stderr of failures
+        pass
+
+
+@pytest.fixture
+def auth_server() -> Iterator[int]:
+    """An MLflow stand-in on 127.0.0.1 that answers only with alice's password; yields its port."""
+    _BasicAuthMlflow.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BasicAuthMlflow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"MLFLOW_TRACKING_URI": f"http://alice:{ENCODED}@127.0.0.1:{{port}}"},
+        {"TRACELET_MLFLOW__TRACKING_URI": f"http://alice:{ENCODED}@127.0.0.1:{{port}}/"},
+        {
+            "MLFLOW_TRACKING_URI": "http://127.0.0.1:{port}",
+            "MLFLOW_TRACKING_USERNAME": "alice",
+            "MLFLOW_TRACKING_PASSWORD": SECRET,
+        },
+    ],
+    ids=["sdk-variable", "tracelet-variable", "mlflow-credential-variables"],
+)
+def test_a_server_behind_basic_auth_is_called_with_the_credentials_and_never_shows_them(
+    variables: dict[str, str], auth_server: int, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
+) -> None:
+    monkeypatch.setenv("TRACELET_BACKENDS", "mlflow")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value.format(port=auth_server))
+    report = cli("doctor", "--json")
+    (mlflow,) = json.loads(report.stdout)["backends"]
+    assert mlflow["level"] == "ok", mlflow
+    assert mlflow["summary"].startswith(f"http://127.0.0.1:{auth_server}") and mlflow["summary"].endswith(" answers")
+    assert _BasicAuthMlflow.seen and all(auth == _BasicAuthMlflow.expected for _, auth in _BasicAuthMlflow.seen)
+    table = cli("doctor")
+    assert "Everything configured can work" in table.stdout
+    for output in (report.stdout, report.stderr, table.stdout, table.stderr):
+        assert "Xyzzy42" not in output  # neither the password nor its encoded form
+
+
+def test_wrong_credentials_are_reported_without_showing_them(
+    auth_server: int, tracelet: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    uri = f"http://alice:wrong-{ENCODED}@127.0.0.1:{auth_server}"
+    done = tracelet("doctor", env={"TRACELET_BACKENDS": "mlflow", "MLFLOW_TRACKING_URI": uri})
+    assert done.returncode == 1
+    assert f"http://127.0.0.1:{auth_server} refuses the credentials given (HTTP 401)" in done.stdout
+    assert "MLFLOW_TRACKING_PASSWORD" in done.stdout
+    assert "Xyzzy42" not in done.stdout + done.stderr

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from typer.core import TyperGroup
 
+from tracelet_core.collectors.git import strip_credentials
 from tracelet_core.errors import ConfigurationError, TraceletError
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "out",
     "print_table",
     "progress_bars",
+    "redact",
     "user_errors",
 ]
 
@@ -91,9 +93,21 @@ def progress_bars(disable: bool, *extra: ProgressColumn) -> Progress:
     return Progress(*columns, console=err, disable=disable)
 
 
+def redact(text: str | None) -> str | None:
+    """``text`` without the credentials of any URL in it: what the CLI prints of a location or an error.
+
+    A backend's location or error in an older journal, or an SDK's message, may hold ``user:password@``.
+
+    Example:
+        >>> redact("cannot reach http://alice:s3cret@10.0.0.5:5000/api"), redact(None)
+        ('cannot reach http://10.0.0.5:5000/api', None)
+    """
+    return None if text is None else strip_credentials(text)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``message`` as an error and leave with ``code``."""
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    """Print ``message`` (credentials removed) as an error and leave with ``code``."""
+    err.print(f"[bold red]error:[/] {escape(strip_credentials(message))}")
     raise typer.Exit(code)
 
 

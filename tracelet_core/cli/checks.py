@@ -9,6 +9,7 @@ to its host once an API key is known.
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -19,10 +20,11 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from tracelet_core.backends import load_backend_class
 from tracelet_core.cli.sources import mask
+from tracelet_core.collectors.git import strip_credentials
 from tracelet_core.errors import BackendUnavailableError, ConfigurationError
 from tracelet_core.settings import TraceletSettings
 
@@ -123,13 +125,21 @@ def _mlflow(options: dict[str, Any]) -> Check:
     fix: str | None
     parts = urlsplit(uri)
     if parts.scheme in ("http", "https"):
-        base = uri.rstrip("/")
-        status, why = _http(f"{base}/health")
+        # The URL called has no credentials (urllib cannot take them there); they go in a header, as MLflow sends them.
+        base = strip_credentials(uri).rstrip("/")
+        auth = _mlflow_auth(parts)
+        status, why = _http(f"{base}/health", auth)
         if status != 200 and status is not None:
-            status, why = _http(f"{base}/api/2.0/mlflow/experiments/search?max_results=1", _mlflow_auth())
+            status, why = _http(f"{base}/api/2.0/mlflow/experiments/search?max_results=1", auth)
         if status == 200:
             return Check("mlflow", "ok", f"{shown} answers", details=details)
         if status in (401, 403):
+            if auth:
+                fix = (
+                    "Check the user name and password (in the tracking URI, or MLFLOW_TRACKING_USERNAME and "
+                    "MLFLOW_TRACKING_PASSWORD) or MLFLOW_TRACKING_TOKEN."
+                )
+                return Check("mlflow", "error", f"{shown} refuses the credentials given ({why})", fix, details)
             fix = "Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) for it."
             return Check("mlflow", "error", f"{shown} refuses access ({why})", fix, details)
         fix = (
@@ -162,15 +172,19 @@ def _mlflow(options: dict[str, Any]) -> Check:
     return Check("mlflow", "ok", f"{shown} (reachable)" if host and port else shown, details=details)
 
 
-def _mlflow_auth() -> dict[str, str]:
+def _mlflow_auth(parts: SplitResult) -> dict[str, str]:
+    """The Authorization header MLflow's client would send: from MLFLOW_TRACKING_TOKEN, else
+    MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, else the tracking URI's (percent-encoded) ``user:password@``.
+    """
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     if token:
         return {"Authorization": f"Bearer {token}"}
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    if user and password:
-        import base64
-
-        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    if not (user and password) and parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+    if user:
+        credentials = f"{user}:{password or ''}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
     return {}
 
 
@@ -322,9 +336,21 @@ def check_journal(directory: Path) -> Check:
         return Check("journal", "error", why, "Set TRACELET_JOURNAL_DIR to a writable directory.")
     runs = journal_runs(directory) if directory.is_dir() else []
     waiting = [run for run in runs if run.pending]
+    unreadable = [run for run in runs if not run.readable]
     summary = f"{directory.absolute()}: {len(runs)} run(s) ({why})"
-    details = {"path": str(directory.absolute()), "runs": len(runs), "undelivered_runs": len(waiting)}
+    details = {
+        "path": str(directory.absolute()),
+        "runs": len(runs),
+        "undelivered_runs": len(waiting),
+        "unreadable_runs": len(unreadable),
+    }
+    problems, fixes = [], []
     if waiting:
-        fix = "Run `tracelet sync` to deliver them (`tracelet runs --pending` lists them)."
-        return Check("journal", "warn", summary + f"; {len(waiting)} with undelivered events", fix, details)
+        problems.append(f"{len(waiting)} with undelivered events")
+        fixes.append("Run `tracelet sync` to deliver them (`tracelet runs --pending` lists them).")
+    if unreadable:
+        problems.append(f"{len(unreadable)} unreadable ({', '.join(run.run_id[:8] for run in unreadable[:5])})")
+        fixes.append("`tracelet runs` says why each journal cannot be read; move a damaged run's directory aside.")
+    if problems:
+        return Check("journal", "warn", summary + "; " + "; ".join(problems), " ".join(fixes), details)
     return Check("journal", "ok", summary, details=details)

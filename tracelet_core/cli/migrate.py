@@ -20,6 +20,7 @@ from tracelet_core.cli._app import (
     out,
     print_table,
     progress_bars,
+    redact,
     user_errors,
 )
 from tracelet_core.migrate import MigrationObserver, RunOutcome, migrate, parse_destination
@@ -65,8 +66,8 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
         "destination_id": outcome.destination_id,
         "points": outcome.points,
         "artifacts": outcome.artifacts,
-        "reason": outcome.reason,
-        "notes": outcome.notes,
+        "reason": redact(outcome.reason),
+        "notes": [redact(note) for note in outcome.notes],
     }
 
 
@@ -116,9 +117,10 @@ def migrate_command(
             )
             described = reader.describe()
     if as_json:
-        emit_json({"source": described, "destination": destination, "runs": [_outcome_json(o) for o in outcomes]})
+        runs = [_outcome_json(o) for o in outcomes]
+        emit_json({"source": redact(described), "destination": redact(destination), "runs": runs})
     else:
-        _print_summary(described, destination, outcomes, target.reader_spec is None)
+        _print_summary(redact(described) or "", redact(destination) or "", outcomes, target.reader_spec is None)
     if any(o.action == "failed" for o in outcomes):
         raise typer.Exit(1)
 
@@ -139,12 +141,12 @@ def _print_summary(source: str, destination: str, outcomes: list[RunOutcome], un
             f"[{style}]{o.action}[/]",
             str(o.points),
             str(o.artifacts),
-            escape(o.destination_id or o.reason or ""),
+            escape(o.destination_id or redact(o.reason) or ""),
         )
     print_table(table)
     counts = Counter(o.action for o in outcomes)
     out.print(escape(", ".join(f"{n} {action}" for action, n in counts.items()) + f" ({source} → {destination})"))
-    notes = Counter(note for o in outcomes for note in o.notes)
+    notes = Counter(redact(note) or "" for o in outcomes for note in o.notes)
     if notes:
         out.print("\n[bold]Not carried, and why:[/]")
         for note, n in notes.items():

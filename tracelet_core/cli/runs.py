@@ -15,26 +15,46 @@ from tracelet_core.cli._app import (
     app,
     emit_json,
     escape,
+    fail,
     format_duration,
     format_time,
     format_value,
     journal_dir,
     out,
     print_table,
+    redact,
     user_errors,
 )
-from tracelet_core.pipeline.report import BackendReport
-from tracelet_core.readers.journal import JournalRun, journal_runs, read_contents, resolve_run
+from tracelet_core.pipeline.journal import RejectedEvent
+from tracelet_core.pipeline.report import BackendReport, DeliveryReport
+from tracelet_core.readers.journal import (
+    UNREADABLE,
+    JournalRun,
+    journal_runs,
+    read_contents,
+    read_rejected,
+    resolve_run,
+)
 
 __all__ = ["runs", "show"]
 
-_STATUS_STYLE = {"FINISHED": "green", "RUNNING": "cyan", "FAILED": "red", "KILLED": "yellow", "INTERRUPTED": "yellow"}
+_STATUS_STYLE = {
+    "FINISHED": "green",
+    "RUNNING": "cyan",
+    "FAILED": "red",
+    "KILLED": "yellow",
+    "INTERRUPTED": "yellow",
+    UNREADABLE: "bold red",
+}
+REJECTED_ROWS = 20  # the table's share; --json lists up to REJECTED_JSON
+REJECTED_JSON = 1000
 
 
 def _backend_cell(backend: BackendReport, total: int) -> str:
+    rejected = f" ({backend.rejected} rejected)" if backend.rejected else ""
     if backend.complete:
-        return f"[green]{backend.name} ✓[/]"
-    return f"[yellow]{backend.name} {backend.delivered}/{total} {backend.state}[/]"
+        return f"[green]{backend.name} ✓[/]{rejected}"
+    return f"[yellow]{backend.name} {backend.delivered}/{total} {backend.state}[/]{rejected}"
 
 
 def _backend_json(backend: BackendReport) -> dict[str, Any]:
@@ -43,25 +63,42 @@ def _backend_json(backend: BackendReport) -> dict[str, Any]:
         "state": backend.state,
         "delivered": backend.delivered,
         "pending": backend.pending,
+        "rejected": backend.rejected,
         "native_id": backend.native_id,
-        "location": backend.location,
-        "error": backend.error,
+        "location": redact(backend.location),
+        "error": redact(backend.error),
     }
 
 
 def run_json(run: JournalRun) -> dict[str, Any]:
-    """The JSON form of one run's summary (shared by ``runs`` and ``show``)."""
+    """The JSON form of one run's summary (shared by ``runs``, ``show`` and ``sync``); credentials removed."""
+    report = run.report
     return {
         "run_id": run.run_id,
         "experiment": run.experiment,
         "name": run.name,
         "status": run.status,
+        "error": redact(run.error),
         "created": run.created,
         "ended": run.ended,
         "duration": run.duration,
-        "events": run.report.total,
+        "events": report.total if run.readable else None,
+        "dropped": report.dropped,
+        "lost": report.lost,
+        "problems": [redact(problem) for problem in report.problems],
         "journal": str(run.path),
-        "backends": [_backend_json(b) for b in run.report.backends],
+        "backends": [_backend_json(b) for b in report.backends],
+    }
+
+
+def _rejected_json(event: RejectedEvent) -> dict[str, Any]:
+    return {
+        "backend": event.backend,
+        "seq": event.seq,
+        "kind": event.kind,
+        "key": event.key,
+        "reason": redact(event.reason),
+        "ts": event.ts,
     }
 
 
@@ -97,7 +134,11 @@ def runs(
         table.add_column(column, no_wrap=column in ("run", "started"))
     for run in found:
         style = _STATUS_STYLE.get(run.status, "")
-        backends = " ".join(_backend_cell(b, run.report.total) for b in run.report.backends) or "[dim]journal only[/]"
+        if run.error is not None:
+            backends = f"[red]{escape(redact(run.error) or '')}[/]"
+        else:
+            cells = [_backend_cell(b, run.report.total) for b in run.report.backends]
+            backends = " ".join(cells) or "[dim]journal only[/]"
         table.add_row(
             escape(run.run_id[:8]),
             escape(run.experiment),
@@ -105,13 +146,19 @@ def runs(
             f"[{style}]{run.status}[/]" if style else run.status,
             format_time(run.created),
             format_duration(run.duration),
-            str(run.report.total),
+            str(run.report.total) if run.readable else "-",
             backends,
         )
     print_table(table)
     waiting = sum(1 for run in found if run.pending)
     if waiting:
         out.print(f"[yellow]{waiting} run(s) with undelivered events:[/] `tracelet sync` delivers them.")
+    unreadable = sum(1 for run in found if not run.readable)
+    if unreadable:
+        out.print(
+            f"[red]{unreadable} journal(s) cannot be read[/] (the reason is in the table): they are left alone; "
+            "move a damaged run's directory aside to keep it out of this list."
+        )
 
 
 @app.command(
@@ -123,10 +170,15 @@ def show(
     journal_dir_option: JournalDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one run: delivery per backend, params, tags, the last value of each metric, and artifacts."""
+    """Show one run: delivery per backend (with the events a tracker rejected, and why), params, tags, the last
+    value of each metric, and artifacts. Exits 1 when the run's journal cannot be read (the message says why).
+    """
     with user_errors():
         found = resolve_run(journal_dir(journal_dir_option), run)
+        if found.error is not None:
+            fail(f"run {found.run_id} is unreadable: {found.error}")
         contents = read_contents(found.path)
+        rejected = read_rejected(found.path, REJECTED_JSON if as_json else REJECTED_ROWS)
     metrics = {key: _metric_summary(points) for key, points in sorted(contents.metrics.items())}
     artifacts: list[dict[str, Any]] = [
         {"name": ref.name, "path": ref.path, "bytes": _size(ref.path), "metadata": ref.metadata}
@@ -143,10 +195,14 @@ def show(
                 "artifacts": artifacts,
                 "media": media,
                 "sessions": contents.sessions,
+                "damaged": contents.damaged,
+                "rejected": [_rejected_json(event) for event in rejected],
             }
         )
         return
     _print_header(found, contents.sessions)
+    _print_losses(found.report, contents.damaged)
+    _print_rejected(found.run_id, rejected, sum(b.rejected for b in found.report.backends))
     _print_pairs("Params", contents.params)
     _print_pairs("Tags", contents.tags)
     if metrics:
@@ -207,7 +263,7 @@ def _print_header(run: JournalRun, sessions: int) -> None:
         out.print("[dim]journal only: no tracker received it (send it with `tracelet sync RUN --to BACKEND`)[/]")
         return
     table = Table(title="Backends", title_justify="left", show_edge=False, header_style="bold")
-    for column in ("backend", "state", "delivered", "native id", "where", "error"):
+    for column in ("backend", "state", "delivered", "rejected", "native id", "where", "error"):
         table.add_column(column, overflow="fold")
     for b in run.report.backends:
         delivered = f"{b.delivered}/{run.report.total}"
@@ -215,11 +271,45 @@ def _print_header(run: JournalRun, sessions: int) -> None:
             b.name,
             b.state,
             delivered if b.complete else f"[yellow]{delivered}[/]",
+            f"[yellow]{b.rejected}[/]" if b.rejected else "0",
             escape(b.native_id or "-"),
-            escape(b.location or "-"),
-            escape(b.error or ""),
+            escape(redact(b.location) or "-"),
+            escape(redact(b.error) or ""),
         )
     print_table(table)
+
+
+def _print_losses(report: DeliveryReport, damaged: int) -> None:
+    """What never reached the journal, or cannot be read back from it."""
+    if report.dropped:
+        out.print(f"[yellow]{report.dropped} invalid value(s) dropped[/] (not journaled, never delivered)")
+    if report.lost:
+        out.print(f"[red]{report.lost} logged event(s) could not be kept[/] in the journal")
+    if damaged:
+        out.print(f"[red]{damaged} damaged event(s)[/] in the journal cannot be read and are left out below")
+    for problem in report.problems:
+        out.print(f"[yellow]{escape(redact(problem) or '')}[/]")
+
+
+def _print_rejected(run_id: str, rejected: list[RejectedEvent], total: int) -> None:
+    """The events trackers refused for good, with why: the first REJECTED_ROWS of them."""
+    if not rejected:
+        return
+    table = Table(title="Rejected", title_justify="left", show_edge=False, header_style="bold")
+    for column in ("backend", "seq", "kind", "key", "reason"):
+        table.add_column(column, overflow="fold", justify="right" if column == "seq" else "left")
+    for event in rejected:
+        table.add_row(
+            event.backend,
+            str(event.seq),
+            escape(event.kind),
+            escape(event.key or ""),
+            escape(redact(event.reason) or ""),
+        )
+    print_table(table)
+    more = total - len(rejected)
+    if more > 0:
+        out.print(f"[dim]{more} more (`tracelet show {escape(run_id[:8])} --json` lists up to {REJECTED_JSON})[/]")
 
 
 def _print_pairs(title: str, values: dict[str, str]) -> None:

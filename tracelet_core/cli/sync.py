@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -16,12 +18,14 @@ from tracelet_core.cli._app import (
     journal_dir,
     out,
     progress_bars,
+    redact,
     user_errors,
 )
 from tracelet_core.cli.runs import run_json
+from tracelet_core.errors import JournalError
 from tracelet_core.pipeline.journal import DeliveryState
 from tracelet_core.readers.journal import JournalRun, journal_runs, load_run, resolve_run
-from tracelet_core.sync import SyncResult, sync_run
+from tracelet_core.sync import sync_run
 
 __all__ = ["sync"]
 
@@ -31,7 +35,18 @@ _OUTCOME_STYLE = {
     "incomplete": "[red]✗[/]",
     "locked": "[yellow]…[/]",
     "running": "[yellow]…[/]",
+    "unreadable": "[red]✗[/]",
 }
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What sync did for one run: a :class:`~tracelet_core.sync.SyncResult`'s outcome, or ``unreadable``."""
+
+    run: JournalRun
+    outcome: str
+    message: str
+    ok: bool
 
 
 class _Bars:
@@ -53,16 +68,33 @@ class _Bars:
 
 
 def _selected(runs: list[JournalRun], to: list[str]) -> list[JournalRun]:
-    """Runs with something to deliver: to ``to`` (those not all there yet), else to their own backends."""
+    """Runs with something to deliver: to ``to`` (those not all there yet), else to their own backends.
+
+    An unreadable run is kept, to be reported as skipped: nobody can tell what it holds.
+    """
     chosen = []
     for run in runs:
         reports = {b.name: b for b in run.report.backends}
-        if to:
+        if not run.readable:
+            chosen.append(run)
+        elif to:
             if any(name not in reports or not reports[name].complete for name in to):
                 chosen.append(run)
         elif run.pending:
             chosen.append(run)
     return chosen
+
+
+def _sync_one(run: JournalRun, to: list[str], wait: bool, stall_timeout: float, bars: _Bars) -> _Outcome:
+    """Sync one run; a journal that cannot be read (now, or when its damaged page is reached) is skipped."""
+    if run.error is not None:
+        return _Outcome(run, "unreadable", f"skipped: {run.error}", ok=False)
+    try:
+        result = sync_run(run.path, to=to, wait=wait, stall_timeout=stall_timeout, progress=bars)
+    except (JournalError, sqlite3.DatabaseError) as exc:
+        why = str(exc) if isinstance(exc, JournalError) else f"Cannot read the Tracelet journal {run.path}: {exc}"
+        return _Outcome(run, "unreadable", f"skipped: {why}", ok=False)
+    return _Outcome(run, result.outcome, result.message, result.ok)
 
 
 @app.command(
@@ -87,7 +119,8 @@ def sync(
     """Deliver what each backend has not acknowledged, exactly once: after an outage, a crash, or for a run
     made with no tracker installed. With --to, send whole runs to a backend they were never sent to.
 
-    Exits 1 when something is left undelivered (the message says why).
+    A run whose journal cannot be read is skipped with the reason; the others are delivered.
+    Exits 1 when something is left undelivered or a journal cannot be read (the message says why).
     """
     targets = list(to or [])
     with user_errors():
@@ -99,19 +132,22 @@ def sync(
         else:
             out.print("Nothing to sync: every backend holds every journaled event.")
         return
-    results: list[SyncResult] = []
+    outcomes: list[_Outcome] = []
     progress = progress_bars(as_json, TextColumn("{task.fields[note]}"))
     with user_errors(), progress:
         bars = _Bars(progress)
         for journal_run in chosen:
-            results.append(
-                sync_run(journal_run.path, to=targets, wait=wait, stall_timeout=stall_timeout, progress=bars)
-            )
+            outcomes.append(_sync_one(journal_run, targets, wait, stall_timeout, bars))
     if as_json:
-        pairs = zip(chosen, results, strict=True)
-        emit_json([run_json(load_run(j.path)) | {"outcome": r.outcome, "message": r.message} for j, r in pairs])
+        emit_json(
+            [
+                run_json(load_run(o.run.path) if o.run.readable else o.run)
+                | {"outcome": o.outcome, "message": redact(o.message)}
+                for o in outcomes
+            ]
+        )
     else:
-        for result in results:
-            out.print(f"{_OUTCOME_STYLE[result.outcome]} {result.run_id[:8]}: {escape(result.message)}")
-    if not all(result.ok for result in results):
+        for o in outcomes:
+            out.print(f"{_OUTCOME_STYLE[o.outcome]} {escape(o.run.run_id[:8])}: {escape(redact(o.message) or '')}")
+    if not all(o.ok for o in outcomes):
         raise typer.Exit(1)

@@ -2,10 +2,16 @@
 
 Everything here goes through :class:`~tracelet_core.pipeline.journal.Journal`'s public methods, one
 page of events at a time, so a journal being written by a live run is read safely (SQLite WAL).
+
+One damaged journal never hides the others: a journal that cannot be opened, or whose pages fail to
+read, is listed as an ``UNREADABLE`` run with the reason (its id and experiment from its directory's
+names), and reading its contents raises :class:`~tracelet_core.errors.JournalError` with that reason.
+A journal being created right now may briefly be an empty file: it is listed as unreadable in that instant.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -14,13 +20,28 @@ from pathlib import Path
 
 from tracelet_core.errors import JournalError
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint, RunStatus
-from tracelet_core.pipeline.journal import Journal, JournalEvent, iter_journals
+from tracelet_core.pipeline.journal import Journal, JournalEvent, RejectedEvent, iter_journals
 from tracelet_core.pipeline.report import DeliveryReport, read_report
 from tracelet_core.readers import RunNotFoundError, RunRecord, SourceRun, StoreReader, find_run
 
-__all__ = ["JournalReader", "JournalRun", "RunContents", "journal_runs", "read_contents", "resolve_run"]
+__all__ = [
+    "UNREADABLE",
+    "JournalReader",
+    "JournalRun",
+    "RunContents",
+    "journal_runs",
+    "load_run",
+    "read_contents",
+    "read_rejected",
+    "resolve_run",
+]
 
+UNREADABLE = "UNREADABLE"
 _PAGE = 10_000
+# What reading a damaged journal raises: at open (JournalError), on a damaged page later
+# (sqlite3.DatabaseError), or from a record damaged in a way SQLite does not notice, whose value then
+# is not what Tracelet wrote (ValueError and TypeError while converting it).
+_READ_ERRORS = (JournalError, sqlite3.DatabaseError, ValueError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -32,11 +53,12 @@ class JournalRun:
         run_id: Tracelet's id of the run.
         experiment: the experiment name.
         name: the run name, if one was given.
-        status: RUNNING, FINISHED, FAILED, KILLED, or INTERRUPTED (its trainer is gone and no end was
-            journaled: no delivery process was left to record one).
+        status: RUNNING, FINISHED, FAILED, KILLED, INTERRUPTED (its trainer is gone and no end was
+            journaled: no delivery process was left to record one), or UNREADABLE (see ``error``).
         created: when the run first started (seconds since the epoch).
         ended: when it last ended, if it has.
-        report: every backend's delivery state.
+        report: every backend's delivery state (empty for an unreadable journal).
+        error: why the journal cannot be read; None when it can.
     """
 
     path: Path
@@ -47,6 +69,12 @@ class JournalRun:
     created: float | None
     ended: float | None
     report: DeliveryReport
+    error: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        """Whether the journal could be read (an unreadable run has only its directory's names)."""
+        return self.error is None
 
     @property
     def duration(self) -> float | None:
@@ -73,6 +101,7 @@ class RunContents:
         artifacts: every logged file (a later one with the same name replaces the earlier).
         media: how many images, histograms and texts were logged, by ``(kind, key)``.
         sessions: how many times the run was started (1, plus one per resume).
+        damaged: events left out because their values could not be understood (a damaged record).
     """
 
     params: dict[str, str] = field(default_factory=dict)
@@ -81,6 +110,7 @@ class RunContents:
     artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
     media: Counter[tuple[str, str]] = field(default_factory=Counter)
     sessions: int = 0
+    damaged: int = 0
 
 
 def _events(journal: Journal, skip_metrics: bool = False) -> Iterator[JournalEvent]:
@@ -96,58 +126,100 @@ def _events(journal: Journal, skip_metrics: bool = False) -> Iterator[JournalEve
 def _status(journal: Journal, meta_status: str) -> str:
     if meta_status != "RUNNING":
         return meta_status
-    from tracelet_core.pipeline.sidecar import trainer_alive
+    from tracelet_core.pipeline.sidecar import recorder_alive
 
     meta = journal.meta()
-    if trainer_alive(meta.get("trainer_pid"), meta.get("trainer_create_time"), meta.get("trainer_host")):
+    if recorder_alive(journal.path, meta):
         return "RUNNING"
     return "INTERRUPTED"
+
+
+def _seconds(value: object) -> float | None:
+    """A time from the run's metadata; None when it is missing or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _reason(path: Path, exc: Exception) -> str:
+    """Why ``path`` cannot be read, in one line."""
+    if isinstance(exc, JournalError):
+        return str(exc)
+    detail = str(exc) if isinstance(exc, sqlite3.DatabaseError) else f"a damaged record ({exc})"
+    return f"Cannot read the Tracelet journal {path}: {detail}"
+
+
+def _unreadable(path: Path, reason: str) -> JournalRun:
+    run_id, experiment = path.parent.name, path.parent.parent.name
+    report = DeliveryReport(run_id, UNREADABLE, str(path), 0, ())
+    return JournalRun(path, run_id, experiment, None, UNREADABLE, None, None, report, error=reason)
 
 
 def load_run(path: Path) -> JournalRun:
     """Read one journal's summary.
 
-    Raises:
-        JournalError: the file is not a readable Tracelet journal.
+    A journal that cannot be read (not SQLite, damaged, without a journal's tables, or the empty file a
+    starting run has just created) gives an ``UNREADABLE`` run with the reason, named after its directories.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "digits" / "3f2a" / "journal.sqlite"
+        >>> path.parent.mkdir(parents=True)
+        >>> _ = path.write_bytes(b"not a database, but long enough to look like one" * 100)
+        >>> run = load_run(path)
+        >>> run.run_id, run.experiment, run.status, run.readable
+        ('3f2a', 'digits', 'UNREADABLE', False)
+        >>> run.error.endswith("file is not a database")
+        True
     """
-    with Journal(path) as journal:
-        meta = journal.meta()
-        run_id = str(meta.get("run_id") or path.parent.name)
-        status = _status(journal, str(meta.get("status") or "RUNNING"))
-        report = read_report(journal, run_id, status)
+    try:
+        with Journal(path) as journal:
+            meta = journal.meta()
+            run_id = str(meta.get("run_id") or path.parent.name)
+            status = _status(journal, str(meta.get("status") or "RUNNING"))
+            report = read_report(journal, run_id, status)
+    except _READ_ERRORS as exc:
+        return _unreadable(path, _reason(path, exc))
+    name = meta.get("run_name")
     return JournalRun(
         path=path,
         run_id=run_id,
         experiment=str(meta.get("experiment") or path.parent.parent.name),
-        name=meta.get("run_name"),
+        name=None if name is None else str(name),
         status=status,
-        created=meta.get("created"),
-        ended=meta.get("ended"),
+        created=_seconds(meta.get("created")),
+        ended=_seconds(meta.get("ended")),
         report=report,
     )
 
 
+def _started(run: JournalRun) -> float:
+    """When a run started; for one whose journal does not say (unreadable), when its file last changed."""
+    if run.created is not None:
+        return run.created
+    try:
+        return run.path.stat().st_mtime
+    except OSError:  # removed since it was listed
+        return 0.0
+
+
 def journal_runs(journal_dir: str | Path, experiments: Collection[str] | None = None) -> list[JournalRun]:
-    """Every readable run under ``journal_dir``, oldest first.
+    """Every run under ``journal_dir``, oldest first; one whose journal cannot be read is ``UNREADABLE``.
 
     Example:
         >>> import tempfile
         >>> journal_runs(tempfile.mkdtemp())
         []
     """
-    runs = []
-    for path in iter_journals(journal_dir):
-        try:
-            run = load_run(path)
-        except JournalError:
-            continue  # a journal being created right now, or a stray file: not a run to list
-        if experiments is None or run.experiment in experiments:
-            runs.append(run)
-    return sorted(runs, key=lambda r: (r.created or 0.0, r.run_id))
+    runs = [load_run(path) for path in iter_journals(journal_dir)]
+    chosen = [run for run in runs if experiments is None or run.experiment in experiments]
+    return sorted(chosen, key=lambda r: (_started(r), r.run_id))
 
 
 def resolve_run(journal_dir: str | Path, ref: str) -> JournalRun:
     """The run ``ref`` names in ``journal_dir``: a run id, a unique id prefix, or a unique run name.
+
+    An unreadable run is found by its directory's name (check :attr:`JournalRun.readable`).
 
     Raises:
         RunNotFoundError: no run, or several, match (the message says which and what to do).
@@ -164,38 +236,74 @@ def resolve_run(journal_dir: str | Path, ref: str) -> JournalRun:
 def read_contents(path: Path, metric_keys: Collection[str] | None = None) -> RunContents:
     """Fold a run's journal into its params, tags, metric histories, artifacts and media counts.
 
+    An event whose values cannot be understood (a damaged record) is left out and counted in
+    :attr:`RunContents.damaged`.
+
     Args:
         path: the journal file.
         metric_keys: keep only these metrics (all when None).
+
+    Raises:
+        JournalError: the journal cannot be read (the message says why).
     """
     contents = RunContents()
-    with Journal(path) as journal:
-        if metric_keys is not None:  # only some metrics: let SQLite pick them out
-            for key in metric_keys:
-                points = [MetricPoint(key, e.value, e.step, e.ts) for e in journal.metric_history(key)]
-                if points:
-                    contents.metrics[key] = points
-        for event in _events(journal, skip_metrics=metric_keys is not None):
-            key = event.key or ""
-            if event.kind == "metric":
-                contents.metrics.setdefault(key, []).append(MetricPoint(key, event.value, event.step, event.ts))
-            elif event.kind == "param":
-                contents.params[key] = event.text or ""
-            elif event.kind == "tag":
-                contents.tags[key] = event.text or ""
-            elif event.kind == "start":
-                contents.sessions += 1
-                contents.tags.update({str(k): str(v) for k, v in (event.payload().get("tags") or {}).items()})
-            elif event.kind == "artifact":
-                payload = event.payload()
-                contents.artifacts[key] = ArtifactRef(payload["path"], key, dict(payload.get("metadata") or {}))
-            elif event.kind == "media":
-                contents.media[(str(event.payload().get("kind")), key)] += 1
+    try:
+        with Journal(path) as journal:
+            if metric_keys is not None:  # only some metrics: let SQLite pick them out
+                for key in metric_keys:
+                    for event in journal.metric_history(key):
+                        _fold(contents, event)
+            for event in _events(journal, skip_metrics=metric_keys is not None):
+                _fold(contents, event)
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(_reason(path, exc)) from exc
     return contents
 
 
+def _fold(contents: RunContents, event: JournalEvent) -> None:
+    """Add one event to ``contents``; values are converted before anything is changed, so a damaged
+    event is left out whole."""
+    key = event.key or ""
+    try:
+        if event.kind == "metric":
+            point = MetricPoint(key, event.value, event.step, event.ts)
+            contents.metrics.setdefault(key, []).append(point)
+        elif event.kind == "param":
+            contents.params[key] = event.text or ""
+        elif event.kind == "tag":
+            contents.tags[key] = event.text or ""
+        elif event.kind == "start":
+            tags = {str(k): str(v) for k, v in (event.payload().get("tags") or {}).items()}
+            contents.sessions += 1
+            contents.tags.update(tags)
+        elif event.kind == "artifact":
+            payload = event.payload()
+            contents.artifacts[key] = ArtifactRef(payload["path"], key, dict(payload.get("metadata") or {}))
+        elif event.kind == "media":
+            contents.media[(str(event.payload().get("kind")), key)] += 1
+    except (ValueError, TypeError, AttributeError, KeyError):  # a damaged record: not what Tracelet wrote
+        contents.damaged += 1
+
+
+def read_rejected(path: Path, limit: int = 1000) -> list[RejectedEvent]:
+    """The events trackers refused for good (every backend's, with the reason), oldest first, at most ``limit``.
+
+    Raises:
+        JournalError: the journal cannot be read (the message says why).
+    """
+    try:
+        with Journal(path) as journal:
+            return journal.rejected(limit=limit)
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(_reason(path, exc)) from exc
+
+
 class JournalReader(StoreReader):
-    """Reads runs from Tracelet journals (``journal:DIR``; default: the configured journal directory)."""
+    """Reads runs from Tracelet journals (``journal:DIR``; default: the configured journal directory).
+
+    An unreadable journal is listed (by its directory's names), and reading it raises :class:`JournalError`
+    with the reason, so ``tracelet migrate`` reports it as a run that could not be copied.
+    """
 
     kind = "journal"
 
@@ -217,8 +325,10 @@ class JournalReader(StoreReader):
 
     def read_run(self, run: SourceRun, scratch: Path, *, artifacts: bool = True) -> RunRecord:
         path = self._path(run)
-        contents = read_contents(path)
         summary = load_run(path)
+        if summary.error is not None:
+            raise JournalError(summary.error)
+        contents = read_contents(path)
         run.tags = dict(contents.tags)
         status: RunStatus = next((s for s in TERMINAL_STATUSES if s == summary.status), "KILLED")
         record = RunRecord(run=run, params=contents.params, status=status)
@@ -234,6 +344,8 @@ class JournalReader(StoreReader):
                 f"{sum(contents.media.values())} media items (images, histograms, texts) are not copied; "
                 "`tracelet sync RUN --to BACKEND` delivers them"
             )
+        if contents.damaged:
+            record.notes.append(f"{contents.damaged} damaged event(s) in the journal cannot be read and are not copied")
         return record
 
     def metric_history(self, run: SourceRun, key: str) -> list[MetricPoint]:
