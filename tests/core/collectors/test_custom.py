@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import tracelet_core.collectors as collectors_module
+from tests.support.waiting import wait_until
 from tracelet_core import errors
 from tracelet_core.collectors import (
     Collected,
@@ -107,7 +108,10 @@ def run_for(seconds: float, *collectors: Collector, sink: RecordingSink) -> Coll
 def test_periodic_collector_reports_with_no_step_until_stopped(tmp_path: Path) -> None:
     sink = RecordingSink(tmp_path)
     ticker = Ticker()
-    run_for(0.2, ticker, sink=sink)
+    running = CollectorSet(sink, [ticker])
+    running.start()
+    wait_until(lambda: ticker.ticks >= 3, what="three ticks")
+    running.stop()
     ticks_at_stop = ticker.ticks
     assert ticks_at_stop >= 3
     assert [m["custom/ticks"] for m, _, _ in sink.metrics] == [float(i) for i in range(1, ticks_at_stop + 1)]
@@ -135,10 +139,9 @@ def test_registered_classes_factories_and_instances_join_every_run(tmp_path: Pat
     for attempt in range(2):
         sink = RecordingSink(tmp_path / f"run{attempt}")
         running = start_collectors(sink, no_builtins())
-        time.sleep(0.1)
+        wait_until(lambda sink=sink: "custom/ticks" in sink.metric_keys(), what="a tick")
         running.stop()
         assert sink.tags == {"data.version": "v3"}
-        assert "custom/ticks" in sink.metric_keys()
     assert instance.ticks > 0
     unregister_collector(Describer)
     sink = RecordingSink(tmp_path / "after")

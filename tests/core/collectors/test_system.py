@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.support.waiting import wait_until
 from tracelet_core.collectors import CollectorSet, RecordingSink, start_collectors
 from tracelet_core.collectors import system as system_module
 from tracelet_core.collectors.base import CollectorContext
@@ -124,12 +125,14 @@ def test_sampling_is_separate_from_reporting(tmp_path: Path) -> None:
 
     sink = RecordingSink(tmp_path)
     collectors = CollectorSet(sink, [CountingSystemCollector(interval=0.6, sample_interval=0.05)])
+    began = time.monotonic()
     collectors.start()
-    time.sleep(0.8)
+    wait_until(lambda: CountingSystemCollector.samples >= 12, what="12 samples")
     collectors.stop()
-    assert CountingSystemCollector.samples >= 6
-    # One report at 0.6 s and the last one at stop, however many samples were taken.
-    assert 1 <= len(sink.metrics) <= 2
+    elapsed = time.monotonic() - began
+    # One report per 0.6 s and the last one at stop, however many samples were taken.
+    assert 1 <= len(sink.metrics) <= elapsed / 0.6 + 1
+    assert len(sink.metrics) < CountingSystemCollector.samples
     assert all(step is None for _, step, _ in sink.metrics)
 
 
@@ -137,9 +140,8 @@ def test_run_gets_system_metrics_on_a_wall_time_axis(tmp_path: Path) -> None:
     sink = RecordingSink(tmp_path)
     started = time.time()
     collectors = start_collectors(sink, only_system(0.2))
-    time.sleep(0.5)
+    wait_until(lambda: len(sink.metrics) >= 2, what="two system-metric points")
     collectors.stop()
-    assert len(sink.metrics) >= 2
     for metrics, step, timestamp in sink.metrics:
         assert set(metrics) == SYSTEM_METRICS
         assert step is None
