@@ -20,7 +20,15 @@ import math
 import re
 from typing import Any
 
-__all__ = ["artifact_name", "element_count", "is_tensor_like", "to_metric_value", "to_step", "to_timestamp"]
+__all__ = [
+    "artifact_name",
+    "element_count",
+    "is_tensor_like",
+    "preview",
+    "to_metric_value",
+    "to_step",
+    "to_timestamp",
+]
 
 # Trackers store steps as signed 64-bit integers.
 _STEP_LIMIT = 2**63
@@ -51,8 +59,8 @@ def _item(value: Any) -> Any:
         return None
 
 
-def _preview(value: Any) -> str:
-    """A short ``repr`` for error messages that never raises."""
+def preview(value: Any) -> str:
+    """A short ``repr`` for messages, that never raises (a user's object may break in its ``__repr__``)."""
     try:
         text = repr(value)
     except Exception:
@@ -136,7 +144,7 @@ def to_step(value: Any) -> int | None:
     elif isinstance(number, float) and number.is_integer():
         step = int(number)
     if step is None or not 0 <= step < _STEP_LIMIT:
-        raise ValueError(f"step must be an integer in [0, 2**63); got {_preview(value)} ({type(value).__name__})")
+        raise ValueError(f"step must be an integer in [0, 2**63); got {preview(value)} ({type(value).__name__})")
     return step
 
 
@@ -170,7 +178,7 @@ def to_timestamp(value: Any) -> float:
             return seconds
     raise ValueError(
         "timestamp must be seconds since the epoch, between 1970-01-01 and 2100-01-01; "
-        f"got {_preview(value)} ({type(value).__name__})"
+        f"got {preview(value)} ({type(value).__name__})"
     )
 
 

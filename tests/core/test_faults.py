@@ -346,6 +346,14 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
+def _log_2500_points(run: tracelet_core.Run) -> None:
+    """Enough to fill what is left of the disk, flushed every 50 points."""
+    for step in range(2500):
+        run.log_metric("loss", float(step), step=step)
+        if step % 50 == 0:
+            run.flush()
+
+
 @pytest.mark.slow
 def test_a_full_disk_loses_nothing_the_journal_kept_and_says_what_it_could_not(
     small_disk: Path, mlflow_uri: str
@@ -358,10 +366,7 @@ def test_a_full_disk_loses_nothing_the_journal_kept_and_says_what_it_could_not(
     run = tracelet_core.start_logging("faults", backends=["mlflow"], **options)  # type: ignore[arg-type]
     filler = _fill(small_disk)
     with pytest.warns(TraceletWarning, match="cannot write its journal"):
-        for step in range(2500):
-            run.log_metric("loss", float(step), step=step)
-            if step % 50 == 0:
-                run.flush()
+        _log_2500_points(run)
         filler.unlink()  # space again: what waited in memory is written, nothing is lost
         for step in range(2500, 3000):
             run.log_metric("loss", float(step), step=step)
@@ -375,10 +380,7 @@ def test_a_full_disk_loses_nothing_the_journal_kept_and_says_what_it_could_not(
     second = tracelet_core.start_logging("faults", backends=["mlflow"], **options)  # type: ignore[arg-type]
     filler = _fill(small_disk)
     with pytest.warns(TraceletWarning, match="cannot write its journal"):
-        for step in range(2500):
-            second.log_metric("loss", float(step), step=step)
-            if step % 50 == 0:
-                second.flush()
+        _log_2500_points(second)
         report = second.finish(timeout=10)
     assert report.lost > 0 and f"{report.lost} logged events could not be kept" in report.summary()
     filler.unlink()

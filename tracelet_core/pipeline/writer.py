@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_core.errors import JournalError, warn_once
-from tracelet_core.inputs import to_metric_value, to_step, to_timestamp
+from tracelet_core.inputs import preview, to_metric_value, to_step, to_timestamp
 from tracelet_core.pipeline.journal import EventRow, Journal, file_identity, make_private_dir, metric_columns
 from tracelet_core.pipeline.queue import EventQueue, QueueItem
 
@@ -304,14 +304,14 @@ class JournalWriter(threading.Thread):
             if value is None:
                 self._drop(
                     f"metric-value:{key}:{type(raw).__name__}",
-                    f"Metric {key!r} got a {type(raw).__name__} value ({_preview(raw)}), not a number; "
+                    f"Metric {key!r} got a {type(raw).__name__} value ({preview(raw)}), not a number; "
                     "Tracelet drops such values for this key.",
                 )
                 continue
             if math.isinf(value) and isinstance(raw, int | str) and not isinstance(raw, bool):
                 warn_once(
                     f"metric-overflow:{key}",
-                    f"Metric {key!r} got {_preview(raw)}, beyond a float's range; it is recorded as {value}.",
+                    f"Metric {key!r} got {preview(raw)}, beyond a float's range; it is recorded as {value}.",
                 )
             num, text = metric_columns(value)
             yield ("metric", key, num, text, step, ts)
@@ -331,12 +331,3 @@ class JournalWriter(threading.Thread):
     def _drop(self, key: str, message: str, count: int = 1) -> None:
         self.dropped += count
         warn_once(key, message)
-
-
-def _preview(value: Any) -> str:
-    """``repr`` of a value, short, and never raising (a user's object may break in its ``__repr__``)."""
-    try:
-        text = repr(value)
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
-    return text if len(text) <= 60 else text[:57] + "..."
