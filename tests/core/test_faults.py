@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,6 +182,21 @@ def test_a_misconfigured_tracker_is_reported_while_training_runs_and_never_retri
     assert "retrying" not in report.summary()
     assert states[MEMORY].complete
     assert MisconfiguredBackend.opens == 1
+
+
+def test_the_delivery_process_reports_a_misconfigured_tracker_while_training_runs() -> None:
+    run = tracelet_core.start_logging("faults", backends=[MISCONFIGURED])  # the default: a delivery process
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.log_metric("loss", 1.0, step=0)
+        wait_until(
+            lambda: any("cannot be used as configured" in str(w.message) for w in caught),
+            what="the delivery process's warning to reach the training process",
+        )
+    started = time.monotonic()
+    report = run.finish(timeout=60)
+    assert time.monotonic() - started < 10
+    assert report.backends[0].state == "misconfigured" and "no API key" in (report.backends[0].error or "")
 
 
 # -- the journal --------------------------------------------------------------------------------

@@ -160,8 +160,11 @@ def _relay_warnings_to(journal_path: Path) -> None:
     def record(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
         show(message, category, *args, **kwargs)
         if issubclass(category, TraceletWarning):
-            with Journal(journal_path) as journal:
-                journal.add_notice(str(message), str(message))
+            try:
+                with Journal(journal_path) as journal:
+                    journal.add_notice(str(message), str(message))
+            except Exception as exc:  # a full disk: the warning is in the delivery log, delivery goes on
+                log.warning("could not pass this warning on to the training process: %s", exc)
 
     warnings.showwarning = record
 
