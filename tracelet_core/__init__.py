@@ -12,8 +12,6 @@ Example:
 
 from tracelet_core._logging import configure_default_logging
 from tracelet_core.api import get_active_run, start_logging, stop_logging
-from tracelet_core.backends import register_backend
-from tracelet_core.backends.base import Backend, Capabilities
 from tracelet_core.collectors import Collected, Collector, register_collector
 from tracelet_core.errors import (
     BackendError,
@@ -28,6 +26,8 @@ from tracelet_core.pipeline.report import BackendReport, DeliveryReport
 from tracelet_core.run import Run
 from tracelet_core.settings import TraceletSettings
 from tracelet_core.tensorboard import TensorBoardPatch, patch_tensorboard, unpatch_tensorboard
+from tracelet_core.trackers import register_backend
+from tracelet_core.trackers.base import Backend, Capabilities
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,7 @@
 """Copy runs between stores: what ``tracelet migrate --from SOURCE --to DESTINATION`` does.
 
-A :mod:`reader <tracelet_core.readers>` gives each source run back as plain data, and the destination's
-own :class:`~tracelet_core.backends.base.Backend` writes it, exactly as a live run is delivered: open,
+A :mod:`reader <tracelet_core.trackers.store>` gives each source run back as plain data, and the destination's
+own :class:`~tracelet_core.trackers.base.Backend` writes it, exactly as a live run is delivered: open,
 params, metric points in batches, files, then the tag ``tracelet.migrated_from=<kind>:<source id>``
 and close with the source's status.
 
@@ -26,17 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tracelet_core.backends import load_backend_class
-from tracelet_core.backends.base import Backend
 from tracelet_core.errors import ConfigurationError, TraceletWarning
 from tracelet_core.events import Batch, RunInfo
-from tracelet_core.readers import MIGRATED_FROM_TAG, RunRecord, SourceRun, StoreReader, open_reader, parse_spec
 from tracelet_core.settings import TraceletSettings
+from tracelet_core.trackers import load_backend_class, tracker_for_kind
+from tracelet_core.trackers.base import Backend
+from tracelet_core.trackers.descriptor import load_object
+from tracelet_core.trackers.store import MIGRATED_FROM_TAG, RunRecord, SourceRun, StoreReader, open_reader, parse_spec
 
 __all__ = ["Destination", "MigrationObserver", "RunOutcome", "existing_copies", "migrate", "parse_destination"]
 
 RUN_ID_TAG = "tracelet.run_id"
-_BUILTIN_KINDS = {"mlflow", "aim", "wandb", "wandb-offline", "clearml", "clearml-offline"}
 POINTS_PER_BATCH = 5_000
 
 
@@ -61,10 +61,13 @@ class Destination:
 
 def parse_destination(spec: str, settings: TraceletSettings) -> Destination:
     """Resolve ``mlflow[:URI]``, ``aim[:REPO]``, ``wandb``, ``wandb-offline:DIR``, ``clearml``,
-    ``clearml-offline:DIR`` or a third-party backend name; missing options come from ``settings``.
+    ``clearml-offline:DIR`` or any other tracker (``name[:LOCATION]``, or a ``module:Class`` backend);
+    missing options come from ``settings``. Each tracker says how its location is read (its
+    ``destination`` hook); without one, the location is ignored and the destination is read back with
+    the tracker's own reader, if it has one.
 
     Raises:
-        ConfigurationError: the spec names no backend.
+        ConfigurationError: the spec names no tracker that receives runs.
 
     Example:
         >>> d = parse_destination("aim:/tmp/repo", TraceletSettings())
@@ -72,33 +75,18 @@ def parse_destination(spec: str, settings: TraceletSettings) -> Destination:
         ('aim', '/tmp/repo', 'aim:/tmp/repo')
     """
     kind, location = parse_spec(spec)
-    if kind not in _BUILTIN_KINDS:  # another backend: a registered name or a ``module:Class`` path
-        kind, location = spec.strip(), ""
-    backend = kind.removesuffix("-offline")
-    load_backend_class(backend)  # raises ConfigurationError naming the allowed backends
-    options = settings.backend_options(backend)
-    env: dict[str, str] = {}
-    reader: str | None = None
-    if backend == "mlflow":
-        options["tracking_uri"] = location or options.get("tracking_uri")
-        reader = f"mlflow:{options['tracking_uri'] or ''}"
-    elif backend == "aim":
-        options["repo"] = location or options.get("repo")
-        reader = f"aim:{options['repo'] or ''}"
-    elif backend == "wandb":
-        if kind == "wandb-offline":
-            options["mode"] = "offline"
-        options["dir"] = location or options.get("dir")
-        mode = options.get("mode") or os.environ.get("WANDB_MODE")
-        reader = f"wandb-offline:{options['dir'] or ''}" if mode == "offline" else None
-    elif backend == "clearml":
-        if kind == "clearml-offline":
-            options["offline"] = True
-        if location:
-            env["CLEARML_CACHE_DIR"] = str(Path(location).expanduser().resolve())
-        cache = env.get("CLEARML_CACHE_DIR") or os.environ.get("CLEARML_CACHE_DIR")
-        reader = f"clearml-offline:{Path(cache) / 'offline' if cache else ''}" if options.get("offline") else None
-    return Destination(spec, backend, options, reader, env)
+    tracker = tracker_for_kind(kind)
+    if tracker is None:  # a backend named by its import path
+        load_backend_class(spec.strip())  # raises ConfigurationError naming the allowed backends
+        return Destination(spec, spec.strip(), {}, None)
+    tracker.backend_class()  # a store Tracelet only reads (journal, tensorboard) is no destination
+    options = settings.backend_options(tracker.name)
+    if tracker.destination is None:
+        reader = f"{tracker.reader_kind}:{location}" if tracker.reader_kind else None
+        return Destination(spec, tracker.name, options, reader)
+    resolve = load_object(tracker.destination)
+    options, reader, env = resolve(kind, location, options)
+    return Destination(spec, tracker.name, options, reader, env)
 
 
 @dataclass
@@ -145,7 +133,7 @@ def provenance(key: str, backend_cls: type[Backend]) -> str:
     backend's tags are too short for it (W&B: 64 characters for ``key:value``), a digest of it.
 
     Example:
-        >>> from tracelet_core.backends.wandb import WandbBackend
+        >>> from tracelet_core.trackers.wandb.backend import WandbBackend
         >>> provenance("mlflow:0123", WandbBackend), provenance("tensorboard:" + "x" * 60, WandbBackend)
         ('mlflow:0123', 'tensorboard:#8e70b482672446fe')
     """

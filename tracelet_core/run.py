@@ -27,7 +27,6 @@ from typing import Any
 
 import psutil
 
-from tracelet_core.backends import registered_paths
 from tracelet_core.errors import JournalError, RunInUseError, TraceletError, warn_once
 from tracelet_core.events import TERMINAL_STATUSES, RunStatus
 from tracelet_core.inputs import artifact_name
@@ -40,6 +39,7 @@ from tracelet_core.pipeline.report import DeliveryReport, read_report
 from tracelet_core.pipeline.session import DeliverySession, usable_backends
 from tracelet_core.pipeline.writer import JournalWriter
 from tracelet_core.settings import TraceletSettings
+from tracelet_core.trackers import registered_paths
 
 __all__ = ["Run", "check_run_free", "run_directory"]
 

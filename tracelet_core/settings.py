@@ -22,6 +22,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from tracelet_core.errors import ConfigurationError, warn_once
 from tracelet_core.normalize import DEFAULT_SECRET_PARAMS
+from tracelet_core.trackers.aim.options import AimOptions
+from tracelet_core.trackers.clearml.options import ClearMLOptions
+from tracelet_core.trackers.mlflow.options import MlflowOptions
+from tracelet_core.trackers.wandb.options import WandbOptions
 
 __all__ = [
     "INTERNAL_VARIABLES",
@@ -79,56 +83,6 @@ def _split_mapping(value: Any) -> Any:
 
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 TagMap = Annotated[dict[str, str], NoDecode, BeforeValidator(_split_mapping)]
-
-
-class MlflowOptions(BaseModel):
-    """Options of the MLflow backend (``TRACELET_MLFLOW__<FIELD>``)."""
-
-    tracking_uri: str | None = Field(
-        None,
-        description="MLflow tracking URI. Unset: MLFLOW_TRACKING_URI, else MLflow's own default "
-        "(a SQLite file mlflow.db in the working directory).",
-    )
-    artifact_location: str | None = Field(
-        None, description="Artifact location for experiments Tracelet creates (MLflow's default if unset)."
-    )
-    http_timeout: float = Field(
-        30.0, gt=0, description="Seconds one HTTP request to a tracking server may take before it is retried."
-    )
-
-
-class WandbOptions(BaseModel):
-    """Options of the Weights & Biases backend (``TRACELET_WANDB__<FIELD>``)."""
-
-    project: str | None = Field(None, description="W&B project. Unset: WANDB_PROJECT, else the experiment name.")
-    entity: str | None = Field(None, description="W&B entity (user or team). Unset: WANDB_ENTITY or your default.")
-    group: str | None = Field(None, description="W&B run group. Unset: WANDB_RUN_GROUP.")
-    job_type: str | None = Field(None, description="W&B job type. Unset: WANDB_JOB_TYPE.")
-    mode: Literal["online", "offline", "disabled"] | None = Field(
-        None, description="W&B mode. Unset: WANDB_MODE, else online."
-    )
-    dir: str | None = Field(None, description="Directory W&B writes its run files to. Unset: WANDB_DIR or cwd.")
-
-
-class ClearMLOptions(BaseModel):
-    """Options of the ClearML backend (``TRACELET_CLEARML__<FIELD>``)."""
-
-    project: str | None = Field(None, description="ClearML project. Unset: the experiment name.")
-    offline: bool | None = Field(
-        None, description="Run ClearML in offline mode. Unset: CLEARML_OFFLINE_MODE, else online."
-    )
-    task_type: str = Field("training", description="ClearML task type.")
-
-
-class AimOptions(BaseModel):
-    """Options of the Aim backend (``TRACELET_AIM__<FIELD>``)."""
-
-    repo: str | None = Field(None, description="Aim repository path or URL. Unset: Aim's default (.aim in cwd).")
-    artifacts_uri: str | None = Field(
-        None,
-        description="Where Aim copies logged files (file:// or s3:// URI). Unset: file://<repo>/aim-artifacts for "
-        "a local repo; a remote (aim://) repo needs one, else files stay local.",
-    )
 
 
 class TraceletSettings(BaseSettings):
@@ -219,7 +173,7 @@ class TraceletSettings(BaseSettings):
     def _known_backends(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        from tracelet_core.backends import available_backend_names, is_import_path
+        from tracelet_core.trackers import available_backend_names, is_import_path
 
         known = available_backend_names()
         cleaned: list[str] = []
@@ -240,9 +194,37 @@ class TraceletSettings(BaseSettings):
         return ["mlflow"] if find_spec("mlflow") is not None else []
 
     def backend_options(self, name: str) -> dict[str, Any]:
-        """The options section of one backend as a plain dict (empty for third-party backends)."""
-        section = getattr(self, name, None)
-        return section.model_dump() if isinstance(section, BaseModel) else {}
+        """The options section of one tracker as a plain dict: a built-in one's field, or a third-party
+        tracker's own options model read from ``TRACELET_<NAME>__<OPTION>`` (empty when it has none).
+
+        Raises:
+            ConfigurationError: a third-party tracker's option has a value its model refuses.
+        """
+        section = getattr(self, name, None) if name in type(self).model_fields else None
+        if isinstance(section, BaseModel):
+            return section.model_dump()
+        from tracelet_core.trackers import all_trackers
+
+        tracker = all_trackers().get(name)
+        if tracker is None or tracker.options is None:
+            return {}
+        return _plugin_options(name, tracker.options)
+
+
+def _plugin_options(name: str, options: type[BaseModel]) -> dict[str, Any]:
+    """A third-party tracker's options, read as the built-in sections are (environment, then ``.env``)."""
+    config = SettingsConfigDict(
+        env_prefix=f"{ENV_PREFIX}{name.upper()}{NESTED_DELIMITER}", env_file=ENV_FILE, extra="ignore"
+    )
+    section = type(f"{options.__name__}FromEnvironment", (options, BaseSettings), {"model_config": config})
+    try:
+        return dict(section().model_dump())
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_variable(name, *map(str, error['loc']))}={error.get('input')!r}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"Invalid Tracelet configuration: {problems}") from None
 
 
 def load_settings(settings: TraceletSettings | None = None, **overrides: Any) -> TraceletSettings:
@@ -404,7 +386,7 @@ def _is_plugin_option(variable: str) -> bool:
     section, delimiter, _ = variable.removeprefix(ENV_PREFIX).partition(NESTED_DELIMITER)
     if not delimiter or section.lower() in TraceletSettings.model_fields:
         return False
-    from tracelet_core.backends import available_backend_names
+    from tracelet_core.trackers import available_backend_names
 
     return section.lower() in available_backend_names()
 

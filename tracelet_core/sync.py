@@ -9,7 +9,7 @@ Exactly once, by construction of the pipeline this reuses:
   waiting, with ``wait=True``): while the run's own delivery process (or a trainer delivering in a
   thread) holds it, sync leaves the run alone instead of delivering the same events twice.
 - At most the one call in flight when a process dies is sent again, and every backend makes that
-  harmless (points carry their logging time; see :mod:`tracelet_core.backends.base`).
+  harmless (points carry their logging time; see :mod:`tracelet_core.trackers.base`).
 
 ``to`` sends the run to a backend it was never sent to: the backend is added to the journal's
 backends, with its options from the current settings, and starts from acknowledgement 0.
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tracelet_core.backends import load_backend_class
 from tracelet_core.locks import delivery_lock
 from tracelet_core.pipeline.credentials import split_credentials
 from tracelet_core.pipeline.delivery import STOPPED_STATES, DeliveryService
@@ -33,6 +32,7 @@ from tracelet_core.pipeline.journal import DeliveryState, Journal
 from tracelet_core.pipeline.report import DeliveryReport, read_report
 from tracelet_core.pipeline.sidecar import recorder_alive
 from tracelet_core.settings import TraceletSettings
+from tracelet_core.trackers import load_backend_class
 
 __all__ = ["SyncProgress", "SyncResult", "add_backends", "sync_run", "undelivered"]
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from tracelet_core.backends import register_backend
-from tracelet_core.backends.base import Backend, Capabilities
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
+from tracelet_core.trackers import register_backend
+from tracelet_core.trackers.base import Backend, Capabilities
 
 __all__ = [
     "FailingBackend",

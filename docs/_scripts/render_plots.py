@@ -108,7 +108,7 @@ def read_back(workdir: Path, native: dict[str, tuple[str, str]]) -> dict[str, di
     """Each store's points of train/loss, val/loss and system/cpu_percent: {tracker: {key: [(x, y)]}}."""
     from mlflow import MlflowClient
 
-    from tracelet_core.readers import open_reader
+    from tracelet_core.trackers.store import open_reader
 
     keys = ("train/loss", "val/loss", "system/cpu_percent")
     stores: dict[str, dict[str, Any]] = {}

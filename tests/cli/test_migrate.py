@@ -165,7 +165,7 @@ def _check_sample(uri: str, timestamps: bool) -> None:
 def test_wandb_offline_runs_migrate_to_mlflow(
     wandb_offline: Path, mlflow_uri: str, tmp_path: Path, cli: Callable[..., Result]
 ) -> None:
-    from tracelet_core.backends.wandb import WandbBackend
+    from tracelet_core.trackers.wandb.backend import WandbBackend
 
     _log_sample(WandbBackend({"mode": "offline"}), tmp_path)
     report = _migrate(cli, f"wandb-offline:{wandb_offline}", f"mlflow:{mlflow_uri}")
@@ -177,7 +177,7 @@ def test_wandb_offline_runs_migrate_to_mlflow(
 def test_clearml_offline_sessions_migrate_to_mlflow(
     mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]
 ) -> None:
-    from tracelet_core.backends.clearml import ClearMLBackend
+    from tracelet_core.trackers.clearml.backend import ClearMLBackend
 
     cache = tmp_path / "clearml-cache"
     (tmp_path / "clearml.conf").write_text("")

@@ -91,7 +91,7 @@ def test_the_console_script_is_installed_and_the_core_stays_free_of_cli_librarie
     assert "doctor" in tracelet("--help").stdout
     code = (
         "import sys, tracelet_core, tracelet_core.sync, tracelet_core.migrate, tracelet_core.compare, "
-        "tracelet_core.readers.mlflow, tracelet_core.readers.aim, tracelet_core.readers.wandb_offline; "
+        "tracelet_core.trackers.mlflow.reader, tracelet_core.trackers.aim.reader, tracelet_core.trackers.wandb.reader; "
         "loaded = [m for m in ('typer', 'rich', 'scipy', 'matplotlib', 'mlflow', 'aim', 'wandb') if m in sys.modules]; "
         "assert not loaded, loaded"
     )

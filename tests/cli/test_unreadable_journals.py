@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 import tracelet_core
 from tracelet_core.pipeline.journal import JOURNAL_FILENAME
-from tracelet_core.readers.journal import journal_runs, load_run
+from tracelet_core.trackers.journal.reader import journal_runs, load_run
 
 STEPS = 2500  # two metrics a step: 5,000 events, a journal of a few hundred pages
 PAGE = 4096  # SQLite's default page size

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracelet_core.backends.mlflow import _INVALID_KEY, MAX_KEY_LENGTH, _path_safe
+from tracelet_core.trackers.mlflow.backend import _INVALID_KEY, MAX_KEY_LENGTH, _path_safe
 from tracelet_core.names import TRUNCATION_MARKER, KeySanitizer, truncate
 
 

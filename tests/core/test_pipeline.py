@@ -242,9 +242,9 @@ def test_a_backend_registered_by_name_is_delivered_by_the_delivery_process(
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """register_backend() runs in the training process only; the journal tells the delivery process the class."""
-    from tracelet_core import backends, register_backend
+    from tracelet_core import register_backend, trackers
 
-    monkeypatch.setattr(backends, "_registered", {})  # the registration ends with this test
+    monkeypatch.setattr(trackers, "_registered", {})  # the registration ends with this test
     register_backend("jsonl-for-test", "tests.support.jsonl_backend:JsonLinesBackend")
     run = tracelet_core.start_logging("registered", backends=["jsonl-for-test"], finish_timeout=60)
     run.log_metric("x", 1.5, step=3)

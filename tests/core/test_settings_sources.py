@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tracelet_core import ConfigurationError, TraceletSettings, TraceletWarning, backends
+from tracelet_core import ConfigurationError, TraceletSettings, TraceletWarning, trackers
 from tracelet_core.settings import INTERNAL_VARIABLES, load_settings
 
 
@@ -87,7 +87,7 @@ def test_a_registered_backend_options_do_not_warn(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TRACELET_ACME__ENDPOINT", "http://acme")
     with pytest.warns(TraceletWarning, match="TRACELET_ACME__ENDPOINT"):
         load_settings()  # no backend called acme: nobody reads the variable
-    monkeypatch.setitem(backends._registered, "acme", "acme_tracker:AcmeBackend")  # as register_backend does
+    monkeypatch.setitem(trackers._registered, "acme", trackers.Tracker("acme", backend="acme_tracker:AcmeBackend"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         load_settings()

@@ -1,5 +1,5 @@
 """Read a W&B offline run file (``run-<id>.wandb``) back, for tests: records from Tracelet's own
-reader (:mod:`tracelet_core.readers.wandb_offline`), folded into what the tests assert on.
+reader (:mod:`tracelet_core.trackers.wandb.reader`), folded into what the tests assert on.
 
 wandb 0.31 no longer ships a Python reader. The format: a 7-byte header (``:W&B``, magic 0xBEE1,
 version 0), then LevelDB-log framing in 32 KiB blocks: each chunk is CRC32 (of the type byte and
@@ -17,7 +17,7 @@ from typing import Any
 
 from wandb.proto import wandb_internal_pb2 as pb
 
-from tracelet_core.readers.wandb_offline import _put, iter_records
+from tracelet_core.trackers.wandb.reader import _put, iter_records
 
 
 @dataclass

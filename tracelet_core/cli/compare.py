@@ -33,7 +33,7 @@ from tracelet_core.compare import (
     plot_curves,
     summarize,
 )
-from tracelet_core.readers import SourceRun, StoreReader, find_run, open_reader
+from tracelet_core.trackers.store import SourceRun, StoreReader, find_run, open_reader
 
 __all__ = ["compare"]
 

@@ -24,11 +24,11 @@ from tracelet_core.cli._app import (
     user_errors,
 )
 from tracelet_core.migrate import MigrationObserver, RunOutcome, migrate, parse_destination
-from tracelet_core.readers import READERS, SourceRun, open_reader
+from tracelet_core.trackers.store import SourceRun, open_reader, reader_kinds
 
 __all__ = ["import_tensorboard", "migrate_command"]
 
-_SOURCES = ", ".join(f"{kind}:..." for kind in READERS)
+_SOURCES = ", ".join(f"{kind}:..." for kind in reader_kinds())
 
 
 class _ProgressObserver(MigrationObserver):

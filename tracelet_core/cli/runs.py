@@ -27,7 +27,7 @@ from tracelet_core.cli._app import (
 )
 from tracelet_core.pipeline.journal import RejectedEvent
 from tracelet_core.pipeline.report import BackendReport, DeliveryReport
-from tracelet_core.readers.journal import (
+from tracelet_core.trackers.journal.reader import (
     UNREADABLE,
     JournalRun,
     journal_runs,

@@ -11,23 +11,25 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tracelet_core.collectors.environment import MASK, looks_secret
-from tracelet_core.collectors.git import strip_credentials
 from tracelet_core.settings import TraceletSettings
+from tracelet_core.trackers import all_trackers
+from tracelet_core.trackers.doctor import mask
 
-__all__ = ["SDK_VARIABLES", "SettingRow", "mask", "setting_rows"]
+__all__ = ["SettingRow", "mask", "sdk_variables", "setting_rows"]
 
-# Each backend option that an SDK variable fills when Tracelet's own setting is unset.
-SDK_VARIABLES = {
-    "mlflow.tracking_uri": "MLFLOW_TRACKING_URI",
-    "wandb.project": "WANDB_PROJECT",
-    "wandb.entity": "WANDB_ENTITY",
-    "wandb.group": "WANDB_RUN_GROUP",
-    "wandb.job_type": "WANDB_JOB_TYPE",
-    "wandb.mode": "WANDB_MODE",
-    "wandb.dir": "WANDB_DIR",
-    "clearml.offline": "CLEARML_OFFLINE_MODE",
-}
+
+def sdk_variables() -> dict[str, str]:
+    """Each tracker option (``mlflow.tracking_uri``) that an SDK variable fills when Tracelet's own setting is unset.
+
+    Example:
+        >>> sdk_variables()["mlflow.tracking_uri"]
+        'MLFLOW_TRACKING_URI'
+    """
+    return {
+        f"{name}.{option}": variable
+        for name, tracker in all_trackers().items()
+        for option, variable in tracker.sdk_variables.items()
+    }
 
 
 @dataclass
@@ -37,19 +39,6 @@ class SettingRow:
     name: str
     value: str
     source: str
-
-
-def mask(name: str, value: Any) -> str:
-    """A value as doctor shows it: masked when its name looks secret, URL credentials removed.
-
-    Example:
-        >>> mask("api_key", "abc"), mask("tracking_uri", "https://u:p@host/x"), mask("experiment", None)
-        ('***', 'https://host/x', '-')
-    """
-    if value is None:
-        return "-"
-    text = str(value)
-    return MASK if looks_secret(name) and text else strip_credentials(text)
 
 
 def _dotenv() -> dict[str, str]:
@@ -94,7 +83,7 @@ def _row(
     for variable in variables:
         if variable in dotenv:
             return SettingRow(name, shown, f".env {variable}")
-    sdk_variable = SDK_VARIABLES.get(name)
+    sdk_variable = sdk_variables().get(name)
     if value is None and sdk_variable and os.environ.get(sdk_variable):
         return SettingRow(name, mask(name, os.environ[sdk_variable]), f"env {sdk_variable} (the SDK's own)")
     return SettingRow(name, shown, "default")

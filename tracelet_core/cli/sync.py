@@ -24,8 +24,8 @@ from tracelet_core.cli._app import (
 from tracelet_core.cli.runs import run_json
 from tracelet_core.errors import JournalError
 from tracelet_core.pipeline.journal import DeliveryState
-from tracelet_core.readers.journal import JournalRun, journal_runs, load_run, resolve_run
 from tracelet_core.sync import sync_run
+from tracelet_core.trackers.journal.reader import JournalRun, journal_runs, load_run, resolve_run
 
 __all__ = ["sync"]
 

@@ -22,8 +22,6 @@ from tracelet_core.collectors.git import strip_credentials
 
 __all__ = ["credential_variable", "restore_credentials", "split_credentials", "strip_credentials"]
 
-# The trackers' own variables that may hold the full value of a Tracelet option.
-_SDK_VARIABLES = {("mlflow", "tracking_uri"): "MLFLOW_TRACKING_URI"}
 # Options whose HTTP user and password a tracker reads from variables of its own.
 _SDK_BASIC_AUTH = {("mlflow", "tracking_uri"): ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
 
@@ -74,6 +72,14 @@ def _carry(backend: str, option: str, value: str) -> dict[str, str]:
     return {credential_variable(backend, option): value}
 
 
+def _sdk_variable(backend: str, option: str) -> str | None:
+    """The tracker's own variable that may hold the full value of one of its options (``MLFLOW_TRACKING_URI``)."""
+    from tracelet_core.trackers import all_trackers
+
+    tracker = all_trackers().get(backend)
+    return tracker.sdk_variables.get(option) if tracker is not None else None
+
+
 def restore_credentials(
     options: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str] | None = None
 ) -> BackendOptions:
@@ -96,7 +102,7 @@ def restore_credentials(
         for option, value in section.items():
             if not isinstance(value, str):
                 continue
-            for variable in (credential_variable(backend, option), _SDK_VARIABLES.get((backend, option))):
+            for variable in (credential_variable(backend, option), _sdk_variable(backend, option)):
                 full = environ.get(variable) if variable else None
                 if full and full != value and strip_credentials(full) == value:
                     restored[backend][option] = full

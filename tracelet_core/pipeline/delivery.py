@@ -4,7 +4,7 @@ A worker turns consecutive metric/param/tag events into one :class:`~tracelet_co
 and every other event (start, artifact, media, finish) into one call, delivers them in journal
 order, and after each success records the last delivered sequence number in the journal, so
 per-key order holds end to end. A failed call is classified by its backend
-(:meth:`~tracelet_core.backends.base.Backend.classify_error`):
+(:meth:`~tracelet_core.trackers.base.Backend.classify_error`):
 
 * transient (network, timeout, a locked store): retried with exponential backoff (capped at
   ``max_backoff``) until it succeeds or the service is told to give up;
@@ -32,14 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tracelet_core.backends import load_backend_class
-from tracelet_core.backends.base import Backend, classify_common_error
 from tracelet_core.errors import BackendUnavailableError, ConfigurationError, ErrorKind, warn_once
 from tracelet_core.events import ArtifactRef, MediaItem, RunInfo
 from tracelet_core.locks import delivery_lock
 from tracelet_core.pipeline.credentials import restore_credentials, strip_credentials
 from tracelet_core.pipeline.journal import Journal, JournalEvent, file_identity
 from tracelet_core.pipeline.units import DeliveryUnit, halves, to_batch, units, worth_waiting
+from tracelet_core.trackers import load_backend_class
+from tracelet_core.trackers.base import Backend, classify_common_error
 
 __all__ = ["STOPPED_STATES", "BackendWorker", "DeliveryService", "delivery_lock"]
 

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tracelet_core.backends import load_backend_class
 from tracelet_core.errors import BackendUnavailableError, TraceletError, warn_once
 from tracelet_core.locks import ProcessLock, delivery_lock
 from tracelet_core.pipeline.delivery import STOPPED_STATES, DeliveryService
@@ -32,6 +31,7 @@ from tracelet_core.pipeline.report import DeliveryReport, read_report
 from tracelet_core.pipeline.sidecar import DELIVERY_LOG, launch_sidecar
 from tracelet_core.pipeline.writer import JournalWriter
 from tracelet_core.settings import TraceletSettings
+from tracelet_core.trackers import load_backend_class
 
 __all__ = ["MAX_RESTARTS", "DeliverySession", "usable_backends"]
 

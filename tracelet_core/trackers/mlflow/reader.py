@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint, RunStatus
-from tracelet_core.readers import RunRecord, SourceRun, StoreReader
+from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-__all__ = ["MlflowReader"]
+__all__ = ["MlflowReader", "destination"]
 
 RUN_NAME_TAG = "mlflow.runName"
 _PAGE = 1000
@@ -128,3 +128,9 @@ def _status(status: str) -> RunStatus:
         if status == terminal:
             return terminal
     return "KILLED"
+
+
+def destination(kind: str, location: str, options: dict[str, Any]) -> tuple[dict[str, Any], str | None, dict[str, str]]:
+    """``tracelet migrate --to mlflow[:URI]``: the URI (else the settings') is written to and read back."""
+    options["tracking_uri"] = location or options.get("tracking_uri")
+    return options, f"mlflow:{options['tracking_uri'] or ''}", {}

@@ -133,6 +133,13 @@ class Backend(ABC):
                 f'Install it with: pip install "tracelet-lightning[{extra}]"'
             )
 
+    @classmethod
+    def prepare_delivery_process(cls, options: Mapping[str, Any]) -> None:
+        """Process-wide SDK settings this tracker wants, made once in Tracelet's delivery process (which is
+        Tracelet's own) before any run is opened: e.g. MLflow's request retries. Never called in the user's
+        process (``TRACELET_DELIVERY=thread``), whose process-wide state Tracelet leaves alone.
+        """
+
     @abstractmethod
     def open(self, run: RunInfo, native_id: str | None) -> str:
         """Create the native run, or re-open ``native_id`` when resuming; return the native id."""

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 import tracelet_core
 from tests.support.http_stub import always, closed_port, http_stub
 from tests.support.mlflow_server import MlflowServer
-from tracelet_core.backends.mlflow import MlflowBackend
+from tracelet_core.trackers.mlflow.backend import MlflowBackend
 from tracelet_core.errors import ErrorKind, TrackerConfigurationError
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
 
@@ -320,7 +320,7 @@ def test_remote_experiment_created_meanwhile_and_location_without_credentials(tm
 
 _SWEEP_RUN = """
 import sys, time
-from tracelet_core.backends.mlflow import MlflowBackend
+from tracelet_core.trackers.mlflow.backend import MlflowBackend
 from tracelet_core.events import Batch, MetricPoint, RunInfo
 
 uri, index = sys.argv[1], sys.argv[2]

@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tracelet_core
-from tracelet_core.backends import load_backend_class
-from tracelet_core.backends.wandb import (
+from tracelet_core.trackers import load_backend_class
+from tracelet_core.trackers.wandb.backend import (
     GLOBAL_STEP,
     STATUS_KEY,
     WALL_TIME,
@@ -137,7 +137,7 @@ def test_histograms_over_512_bins_are_merged_without_losing_counts() -> None:
 
 
 def test_importing_the_module_does_not_import_wandb_and_the_registry_finds_it() -> None:
-    code = "import sys, tracelet_core.backends.wandb; assert 'wandb' not in sys.modules"
+    code = "import sys, tracelet_core.trackers.wandb.backend; assert 'wandb' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert load_backend_class("wandb") is WandbBackend
     assert WandbBackend.capabilities.media == {"image", "histogram", "text"}
@@ -449,7 +449,7 @@ def test_disabled_mode_accepts_everything_and_has_no_location(tmp_path: Path) ->
 
 _DIES_AFTER_OPEN = """
 import os, signal
-from tracelet_core.backends.wandb import WandbBackend
+from tracelet_core.trackers.wandb.backend import WandbBackend
 from tracelet_core.events import Batch, MetricPoint, RunInfo
 
 backend = WandbBackend({})

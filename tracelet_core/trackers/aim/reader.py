@@ -1,7 +1,7 @@
 """Read runs from a local Aim repository (``aim:REPO``), undoing what the Aim backend does.
 
 - Metric sequences: ``loss`` with context ``{"subset": "train"}`` is ``train/loss`` again (see
-  :func:`tracelet_core.backends.aim.sequence_of`); an empty context keeps the name; any other context
+  :func:`tracelet_core.trackers.aim.backend.sequence_of`); an empty context keeps the name; any other context
   is appended to the name in brackets (``loss[head=a]``), with a note.
 - Aim's epoch axis becomes an ``epoch`` metric again: one point per distinct (step, time) that
   carries an epoch, as Lightning logs it (unless the run has a real ``epoch`` sequence).
@@ -21,13 +21,13 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from tracelet_core.backends.aim import EPOCH_KEY, STATUS_TAG, SUBSETS, sequence_of
 from tracelet_core.errors import ConfigurationError
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint, RunStatus
 from tracelet_core.normalize import flatten_params
-from tracelet_core.readers import RunRecord, SourceRun, StoreReader
+from tracelet_core.trackers.aim.backend import EPOCH_KEY, STATUS_TAG, SUBSETS, sequence_of
+from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
 
-__all__ = ["AimReader", "metric_key"]
+__all__ = ["AimReader", "destination", "metric_key"]
 
 _NUMERIC = ("float", "int", "number")
 _MEDIA = {"aim.image": "image", "aim.distribution": "distribution", "aim.text": "text", "aim.audio": "audio"}
@@ -178,3 +178,9 @@ class AimReader(StoreReader):
                 record.notes.append(f"artifact {name!r} could not be downloaded from {artifact.uri}: {exc}")
                 continue
             record.artifacts.append(ArtifactRef(str(local), name))
+
+
+def destination(kind: str, location: str, options: dict[str, Any]) -> tuple[dict[str, Any], str | None, dict[str, str]]:
+    """``tracelet migrate --to aim[:REPO]``: the repository (else the settings') is written to and read back."""
+    options["repo"] = location or options.get("repo")
+    return options, f"aim:{options['repo'] or ''}", {}

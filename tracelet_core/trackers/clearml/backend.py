@@ -75,7 +75,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tracelet_core.backends.base import Backend, Capabilities, classify_common_error, staged_copy
 from tracelet_core.errors import (
     BackendError,
     ErrorKind,
@@ -84,6 +83,7 @@ from tracelet_core.errors import (
     warn_once,
 )
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
+from tracelet_core.trackers.base import Backend, Capabilities, classify_common_error, staged_copy
 
 if TYPE_CHECKING:
     from clearml import Task

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_core.events import MetricPoint
-from tracelet_core.readers import RunRecord, SourceRun, StoreReader
+from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
 
 __all__ = ["TensorBoardReader"]
 

@@ -16,6 +16,7 @@ and plots, debug samples and console logs are not copied.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import zipfile
@@ -25,11 +26,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracelet_core.backends.clearml import PARAMS_SECTION, STATUS_PROPERTY
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint, RunStatus
-from tracelet_core.readers import RunRecord, SourceRun, StoreReader
+from tracelet_core.trackers.clearml.backend import PARAMS_SECTION, STATUS_PROPERTY
+from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
 
-__all__ = ["ClearMLOfflineReader", "metric_key"]
+__all__ = ["ClearMLOfflineReader", "destination", "metric_key"]
 
 PROPERTIES_SECTION = "properties"
 _STATUSES: dict[str, RunStatus] = {
@@ -179,3 +180,16 @@ def _params(task: dict[str, Any]) -> dict[str, str]:
         prefix = "" if section == PARAMS_SECTION else f"{section}/"
         params.update({f"{prefix}{name}": value for name, value in _section(task, section).items()})
     return params
+
+
+def destination(kind: str, location: str, options: dict[str, Any]) -> tuple[dict[str, Any], str | None, dict[str, str]]:
+    """``tracelet migrate --to clearml`` / ``clearml-offline:DIR``: DIR is ClearML's cache directory; offline
+    sessions can be read back, a server's tasks not."""
+    env: dict[str, str] = {}
+    if kind == "clearml-offline":
+        options["offline"] = True
+    if location:
+        env["CLEARML_CACHE_DIR"] = str(Path(location).expanduser().resolve())
+    cache = env.get("CLEARML_CACHE_DIR") or os.environ.get("CLEARML_CACHE_DIR")
+    reader = f"clearml-offline:{Path(cache) / 'offline' if cache else ''}" if options.get("offline") else None
+    return options, reader, env

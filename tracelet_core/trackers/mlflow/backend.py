@@ -28,12 +28,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tracelet_core.backends.base import Backend, Capabilities, classify_common_error, staged_copy
 from tracelet_core.collectors.git import strip_credentials
 from tracelet_core.errors import ErrorKind, TrackerConfigurationError, warn_once
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus
 from tracelet_core.locks import store_lock
 from tracelet_core.names import KeySanitizer, truncate
+from tracelet_core.trackers.base import Backend, Capabilities, classify_common_error, staged_copy
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

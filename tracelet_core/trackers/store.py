@@ -21,7 +21,6 @@ SDKs are imported when a reader is opened, never when this package is imported.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -34,7 +33,6 @@ from tracelet_core.events import ArtifactRef, MetricPoint, RunStatus
 
 __all__ = [
     "MIGRATED_FROM_TAG",
-    "READERS",
     "RunNotFoundError",
     "RunRecord",
     "SourceRun",
@@ -42,18 +40,10 @@ __all__ = [
     "find_run",
     "open_reader",
     "parse_spec",
+    "reader_kinds",
 ]
 
 MIGRATED_FROM_TAG = "tracelet.migrated_from"
-
-READERS: dict[str, str] = {
-    "mlflow": "tracelet_core.readers.mlflow:MlflowReader",
-    "aim": "tracelet_core.readers.aim:AimReader",
-    "wandb-offline": "tracelet_core.readers.wandb_offline:WandbOfflineReader",
-    "clearml-offline": "tracelet_core.readers.clearml_offline:ClearMLOfflineReader",
-    "tensorboard": "tracelet_core.readers.tensorboard:TensorBoardReader",
-    "journal": "tracelet_core.readers.journal:JournalReader",
-}
 
 
 class RunNotFoundError(TraceletError, LookupError):
@@ -159,13 +149,21 @@ def open_reader(spec: str) -> StoreReader:
     Raises:
         ConfigurationError: the kind is unknown, or the store cannot be opened (the message says why).
     """
+    from tracelet_core.trackers import tracker_for_kind
+
     kind, location = parse_spec(spec)
-    path = READERS.get(kind)
-    if path is None:
-        raise ConfigurationError(f"No reader for {spec!r}; sources are {', '.join(f'{k}:...' for k in READERS)}")
-    module_name, _, attr = path.partition(":")
-    reader_cls: type[StoreReader] = getattr(importlib.import_module(module_name), attr)
-    return reader_cls(location)
+    tracker = tracker_for_kind(kind)
+    if tracker is None or tracker.reader_kind != kind:
+        sources = ", ".join(f"{k}:..." for k in reader_kinds())
+        raise ConfigurationError(f"No reader for {spec!r}; sources are {sources}")
+    return tracker.reader_class()(location)
+
+
+def reader_kinds() -> list[str]:
+    """The store spec kinds runs can be read from (``mlflow``, ``wandb-offline``, ``journal``...), sorted."""
+    from tracelet_core.trackers import all_trackers
+
+    return sorted(kind for tracker in all_trackers().values() if (kind := tracker.reader_kind))
 
 
 def find_run(runs: Collection[SourceRun], ref: str) -> SourceRun:

@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tracelet_core.backends.base import Backend, Capabilities, classify_common_error
+from tracelet_core.trackers.base import Backend, Capabilities, classify_common_error
 from tracelet_core.errors import BackendError, ErrorKind, warn_once
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
 from tracelet_core.names import truncate

@@ -27,7 +27,7 @@ import tracelet_core
 from tests.support.clearml_reader import OfflineSession, read_session, session_folder
 from tests.support.http_stub import always, closed_port, http_stub
 from tracelet_core import errors
-from tracelet_core.backends.clearml import (
+from tracelet_core.trackers.clearml.backend import (
     PARAMS_SECTION,
     RUN_ID_TAG,
     STATUS_PROPERTY,
@@ -99,7 +99,7 @@ def finished_session(cache_dir: Path, task_id: str) -> OfflineSession:
 
 
 def test_importing_the_module_does_not_import_clearml() -> None:
-    code = "import sys, tracelet_core.backends.clearml; sys.exit('clearml' in sys.modules)"
+    code = "import sys, tracelet_core.trackers.clearml.backend; sys.exit('clearml' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -345,7 +345,7 @@ def test_bad_task_type_and_use_before_open(cache_dir: Path, tmp_path: Path) -> N
 
 _DIES_AFTER_OPEN = """
 import os, signal, time
-from tracelet_core.backends.clearml import ClearMLBackend
+from tracelet_core.trackers.clearml.backend import ClearMLBackend
 from tracelet_core.events import Batch, MetricPoint, RunInfo
 
 backend = ClearMLBackend({})
@@ -413,7 +413,7 @@ def test_no_secret_from_the_command_line_or_environment_reaches_the_session(
 
 _OPEN_ONLINE = """
 import json, time
-from tracelet_core.backends.clearml import ClearMLBackend
+from tracelet_core.trackers.clearml.backend import ClearMLBackend
 from tracelet_core.events import RunInfo
 
 backend = ClearMLBackend({"offline": False})
@@ -456,7 +456,7 @@ def test_online_start_errors_are_classified(tmp_path: Path) -> None:
 _FIND_ONLINE = """
 import time
 from clearml import Task
-from tracelet_core.backends.clearml import ClearMLBackend
+from tracelet_core.trackers.clearml.backend import ClearMLBackend
 from tracelet_core.events import RunInfo
 
 backend = ClearMLBackend({"offline": False})

@@ -43,12 +43,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tracelet_core.backends.base import Backend, Capabilities, classify_common_error
 from tracelet_core.errors import BackendError, ErrorKind, TrackerConfigurationError, warn_once
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
 from tracelet_core.locks import store_lock
 from tracelet_core.names import KeySanitizer
 from tracelet_core.normalize import to_plain
+from tracelet_core.trackers.base import Backend, Capabilities, classify_common_error
 
 __all__ = ["AimBackend", "param_value", "sequence_of", "unflatten_params"]
 

@@ -20,15 +20,16 @@ import struct
 import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from typing import Any
 
-from tracelet_core.backends.wandb import GLOBAL_STEP, STATUS_KEY, WALL_TIME
+from tracelet_core.trackers.wandb.backend import GLOBAL_STEP, STATUS_KEY, WALL_TIME
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint
 from tracelet_core.normalize import flatten_params
-from tracelet_core.readers import RunRecord, SourceRun, StoreReader
+from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
 
-__all__ = ["WandbOfflineReader", "iter_records"]
+__all__ = ["WandbOfflineReader", "iter_records", "destination"]
 
 _BLOCK = 32 * 1024
 _CHUNK = struct.Struct("<IHB")
@@ -215,3 +216,12 @@ def _number(value: Any) -> float | None:
     if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
         return math.nan if value == "NaN" else float(value.replace("Infinity", "inf"))
     return None
+
+
+def destination(kind: str, location: str, options: dict[str, Any]) -> tuple[dict[str, Any], str | None, dict[str, str]]:
+    """``tracelet migrate --to wandb`` / ``wandb-offline:DIR``: offline run files can be read back, online runs not."""
+    if kind == "wandb-offline":
+        options["mode"] = "offline"
+    options["dir"] = location or options.get("dir")
+    mode = options.get("mode") or os.environ.get("WANDB_MODE")
+    return options, (f"wandb-offline:{options['dir'] or ''}" if mode == "offline" else None), {}

@@ -19,8 +19,8 @@ pytest.importorskip("aim")
 
 import tracelet_core
 from tests.support.aim_reader import AimRunData, read_run
-from tracelet_core.backends import load_backend_class
-from tracelet_core.backends.aim import AimBackend, sequence_of
+from tracelet_core.trackers import load_backend_class
+from tracelet_core.trackers.aim.backend import AimBackend, sequence_of
 from tracelet_core.errors import BackendError, ErrorKind, TraceletWarning, TrackerConfigurationError
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
 
@@ -65,7 +65,7 @@ def lightning_calls(steps: range, epoch_every: int) -> list[MetricPoint]:
 
 
 def test_importing_the_module_does_not_import_aim() -> None:
-    code = "import sys, tracelet_core.backends.aim; assert 'aim' not in sys.modules, 'aim imported'"
+    code = "import sys, tracelet_core.trackers.aim.backend; assert 'aim' not in sys.modules, 'aim imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -321,7 +321,7 @@ def test_default_repo_is_created_in_the_working_directory(tmp_path: Path, monkey
 
 _DIES_AFTER_OPEN = """
 import os, signal, sys
-from tracelet_core.backends.aim import AimBackend
+from tracelet_core.trackers.aim.backend import AimBackend
 from tracelet_core.events import Batch, MetricPoint, RunInfo
 
 backend = AimBackend({"repo": sys.argv[1]})

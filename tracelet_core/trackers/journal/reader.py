@@ -22,7 +22,7 @@ from tracelet_core.errors import JournalError
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint, RunStatus
 from tracelet_core.pipeline.journal import Journal, JournalEvent, RejectedEvent, iter_journals
 from tracelet_core.pipeline.report import DeliveryReport, read_report
-from tracelet_core.readers import RunNotFoundError, RunRecord, SourceRun, StoreReader, find_run
+from tracelet_core.trackers.store import RunNotFoundError, RunRecord, SourceRun, StoreReader, find_run
 
 __all__ = [
     "UNREADABLE",
