@@ -133,7 +133,7 @@ class Backend(ABC):
                 f'Install it with: pip install "tracelet-lightning[{extra}]"'
             )
 
-    @classmethod
+    @classmethod  # noqa: B027 - an optional hook: most trackers need nothing process-wide
     def prepare_delivery_process(cls, options: Mapping[str, Any]) -> None:
         """Process-wide SDK settings this tracker wants, made once in Tracelet's delivery process (which is
         Tracelet's own) before any run is opened: e.g. MLflow's request retries. Never called in the user's
