@@ -224,6 +224,7 @@ def _copy_one(
         except Exception as exc:  # one unreadable run must not stop the others
             return RunOutcome(run, "failed", reason=f"cannot read it: {type(exc).__name__}: {exc}")
         observer.run_started(run, len(record.metrics))
+        backend_cls.prepare_delivery_process(destination.options)  # this command is Tracelet's own process
         backend = backend_cls(destination.options)
         outcome = RunOutcome(run, "failed", notes=list(record.notes))
         with warnings.catch_warnings(record=True) as caught:
@@ -257,17 +258,20 @@ def _write(
     backend: Backend, record: RunRecord, backend_cls: type[Backend], observer: MigrationObserver, outcome: RunOutcome
 ) -> None:
     if record.params:
-        backend.write(Batch(params=dict(record.params)))
+        backend.deliver_batch(Batch(params=dict(record.params)))
     for start in range(0, len(record.metrics), POINTS_PER_BATCH):
         chunk = record.metrics[start : start + POINTS_PER_BATCH]
-        backend.write(Batch(metrics=list(chunk)))
+        backend.deliver_batch(Batch(metrics=list(chunk)))
         outcome.points += len(chunk)
         observer.advanced(len(chunk))
     for artifact in record.artifacts:
-        backend.log_artifact(artifact)
+        backend.deliver_artifact(artifact)
+        outcome.artifacts += 1
+    for item in record.media:
+        backend.deliver_media(item)
         outcome.artifacts += 1
     # Last: a copy carries its provenance only once it is whole (see the module docstring).
-    backend.write(Batch(tags={MIGRATED_FROM_TAG: provenance(record.run.key, backend_cls)}))
+    backend.deliver_batch(Batch(tags={MIGRATED_FROM_TAG: provenance(record.run.key, backend_cls)}))
     backend.close(record.status)
 
 

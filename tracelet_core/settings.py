@@ -9,19 +9,27 @@ decide", which is how the SDK's own variables keep working.
 from __future__ import annotations
 
 import json
-import os
-import re
-from collections.abc import Callable, Collection, Iterable
-from functools import lru_cache
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from tracelet_core.errors import ConfigurationError, warn_once
+from tracelet_core.errors import ConfigurationError
 from tracelet_core.normalize import DEFAULT_SECRET_PARAMS
+from tracelet_core.settings_sources import (
+    ENV_FILE,
+    ENV_PREFIX,
+    INTERNAL_VARIABLES,
+    NESTED_DELIMITER,
+    closest,
+    describe,
+    describe_unparsable,
+    read_variables,
+    variable_name,
+    warn_unknown_variables,
+)
 from tracelet_core.trackers.aim.options import AimOptions
 from tracelet_core.trackers.clearml.options import ClearMLOptions
 from tracelet_core.trackers.mlflow.options import MlflowOptions
@@ -37,13 +45,6 @@ __all__ = [
     "check_keywords",
     "load_settings",
 ]
-
-ENV_PREFIX = "TRACELET_"
-NESTED_DELIMITER = "__"
-ENV_FILE = ".env"
-# TRACELET_* variables that are not settings but Tracelet's own: the marker of the delivery process
-# (pipeline/sidecar.py) and the tags the benchmarks put on the processes they start (benchmarks/_common.py).
-INTERNAL_VARIABLES = frozenset({"TRACELET_SIDECAR", "TRACELET_BENCH_TAG", "TRACELET_BENCH_SERVER_TAG"})
 
 CheckpointPolicy = Literal["none", "last", "best", "all"]
 DeliveryMode = Literal["process", "thread"]
@@ -221,7 +222,7 @@ def _plugin_options(name: str, options: type[BaseModel]) -> dict[str, Any]:
         return dict(section().model_dump())
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_variable(name, *map(str, error['loc']))}={error.get('input')!r}: {error['msg']}"
+            f"{variable_name(name, *map(str, error['loc']))}={error.get('input')!r}: {error['msg']}"
             for error in exc.errors()
         )
         raise ConfigurationError(f"Invalid Tracelet configuration: {problems}") from None
@@ -251,8 +252,8 @@ def load_settings(settings: TraceletSettings | None = None, **overrides: Any) ->
         'digits'
     """
     check_keywords(load_settings, overrides)
-    variables = _read_variables()
-    _warn_unknown_variables(variables)
+    variables = read_variables()
+    warn_unknown_variables(variables, TraceletSettings)
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         if settings is None:
@@ -263,9 +264,9 @@ def load_settings(settings: TraceletSettings | None = None, **overrides: Any) ->
         given = settings.model_dump(exclude_unset=True) | given
         return TraceletSettings(**given)
     except ValidationError as exc:
-        raise ConfigurationError(_describe(exc, given, variables)) from None
+        raise ConfigurationError(describe(exc, given, variables, TraceletSettings)) from None
     except SettingsError as exc:  # a backend section's variable is not valid JSON
-        raise ConfigurationError(_describe_unparsable(exc, variables)) from None
+        raise ConfigurationError(describe_unparsable(exc, variables)) from None
 
 
 def check_keywords(function: Callable[..., Any], names: Iterable[str]) -> None:
@@ -294,138 +295,7 @@ def check_keywords(function: Callable[..., Any], names: Iterable[str]) -> None:
     allowed = own + [name for name in TraceletSettings.model_fields if name not in own]
     problems = []
     for name in unknown:
-        hint = _closest(name, allowed)
+        hint = closest(name, allowed)
         problems.append(f"{name!r} (did you mean {hint!r}?)" if hint else repr(name))
     what = "an unexpected keyword argument" if len(unknown) == 1 else "unexpected keyword arguments"
     raise TypeError(f"{function.__name__}() got {what} {', '.join(problems)}; allowed: {', '.join(allowed)}")
-
-
-def _closest(name: str, candidates: Iterable[str]) -> str | None:
-    import difflib  # only for a wrong name: a correct configuration never pays for it
-
-    matches = difflib.get_close_matches(name, list(candidates), n=1)
-    return matches[0] if matches else None
-
-
-def _variable(*path: str) -> str:
-    """``TRACELET_<FIELD>`` or ``TRACELET_<SECTION>__<FIELD>``."""
-    return ENV_PREFIX + NESTED_DELIMITER.join(part.upper() for part in path)
-
-
-def _section(name: str) -> type[BaseModel] | None:
-    """The options model of a backend section (``mlflow``); None for a plain setting."""
-    field = TraceletSettings.model_fields.get(name)
-    annotation = field.annotation if field is not None else None
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-@lru_cache(maxsize=1)
-def _known_variables() -> frozenset[str]:
-    """``TRACELET_<FIELD>`` of every setting and ``TRACELET_<SECTION>__<FIELD>`` of every backend option."""
-    names = set()
-    for name in TraceletSettings.model_fields:
-        names.add(_variable(name))
-        if (section := _section(name)) is not None:
-            names.update(_variable(name, option) for option in section.model_fields)
-    return frozenset(names)
-
-
-class _SourcedValue(NamedTuple):
-    """A ``TRACELET_*`` variable as pydantic-settings reads it."""
-
-    name: str  # as written: pydantic-settings takes any case
-    value: str
-    where: str  # "from the environment" or "from .env at <path>"
-
-
-def _read_variables() -> list[_SourcedValue]:
-    """The ``TRACELET_*`` variables of the environment, then of the ``.env`` file (pydantic-settings' precedence)."""
-    found = [
-        _SourcedValue(name, value, "from the environment")
-        for name, value in os.environ.items()
-        if name.upper().startswith(ENV_PREFIX)
-    ]
-    path = Path(ENV_FILE)
-    if path.is_file():
-        from dotenv import dotenv_values  # already imported by pydantic-settings
-
-        where = f"from .env at {path.absolute()}"
-        for name, value in dotenv_values(path, encoding="utf-8").items():
-            if name.upper().startswith(ENV_PREFIX):
-                found.append(_SourcedValue(name, value or "", where))
-    return found
-
-
-def _find(variables: list[_SourcedValue], variable: str) -> _SourcedValue | None:
-    return next((found for found in variables if found.name.upper() == variable), None)
-
-
-def _warn_unknown_variables(variables: list[_SourcedValue]) -> None:
-    """Warn once per ``TRACELET_*`` name that is no setting: pydantic-settings ignores those without a word."""
-    for found in variables:
-        variable = found.name.upper()
-        if variable in _known_variables() or variable in INTERNAL_VARIABLES or _is_plugin_option(variable):
-            continue
-        hint = _suggest_variable(variable)
-        advice = f"did you mean {hint}?" if hint else "the configuration reference lists every name."
-        warn_once(
-            f"unknown-variable:{variable}",
-            f"{found.name} ({found.where}) is not a Tracelet setting and is ignored; {advice}",
-        )
-
-
-@lru_cache(maxsize=32)
-def _suggest_variable(variable: str) -> str | None:
-    # Compared without the prefix, which every name shares and which would make any two names look alike.
-    hint = _closest(variable.removeprefix(ENV_PREFIX), [name.removeprefix(ENV_PREFIX) for name in _known_variables()])
-    return ENV_PREFIX + hint if hint else None
-
-
-def _is_plugin_option(variable: str) -> bool:
-    """``TRACELET_<BACKEND>__<OPTION>`` of a third-party backend, which has no settings section."""
-    section, delimiter, _ = variable.removeprefix(ENV_PREFIX).partition(NESTED_DELIMITER)
-    if not delimiter or section.lower() in TraceletSettings.model_fields:
-        return False
-    from tracelet_core.trackers import available_backend_names
-
-    return section.lower() in available_backend_names()
-
-
-def _describe(exc: ValidationError, arguments: Collection[str], variables: list[_SourcedValue]) -> str:
-    problems = [_problem(error, arguments, variables) for error in exc.errors()]
-    if len(problems) == 1:
-        return f"Invalid Tracelet configuration: {problems[0]}"
-    return "Invalid Tracelet configuration:\n  " + "\n  ".join(problems)
-
-
-def _problem(error: ErrorDetails, arguments: Collection[str], variables: list[_SourcedValue]) -> str:
-    """One line: the argument or variable, its value, where it came from, and what is wrong with it."""
-    loc = [str(part) for part in error["loc"]]
-    message = error["msg"].removeprefix("Value error, ")
-    if not loc:
-        return message
-    depth = 2 if len(loc) > 1 and _section(loc[0]) is not None else 1  # a setting, or a section's option
-    if loc[0] in arguments:
-        return f"{'.'.join(loc[:depth])}{_inside(loc[depth:])}={error.get('input')!r} (argument): {message}"
-    for cut in range(depth, 0, -1):  # TRACELET_MLFLOW__HTTP_TIMEOUT, else the whole section TRACELET_MLFLOW
-        if (found := _find(variables, _variable(*loc[:cut]))) is not None:
-            inside = _inside(loc[cut:]).removeprefix(".")
-            return f"{found.name}={found.value!r} ({found.where}): {inside + ': ' if inside else ''}{message}"
-    return f"{_variable(*loc[:depth])}={error.get('input')!r}: {message}"
-
-
-def _inside(parts: list[str]) -> str:
-    """Where in a value an error is: ``[0]`` for a list item, ``.name`` for a key."""
-    return "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts)
-
-
-def _describe_unparsable(exc: SettingsError, variables: list[_SourcedValue]) -> str:
-    """A backend section given as one variable that is not JSON (pydantic-settings names only the field)."""
-    match = re.search(r'field "(\w+)"', str(exc))
-    found = _find(variables, _variable(match[1])) if match else None
-    if found is None:
-        return f"Invalid Tracelet configuration: {exc}"
-    return (
-        f"Invalid Tracelet configuration: {found.name}={found.value!r} ({found.where}): not valid JSON "
-        f"({exc.__cause__}); give a JSON object, or one {found.name.upper()}__<OPTION> variable per option"
-    )

@@ -26,18 +26,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tracelet_core.locks import delivery_lock
+from tracelet_core.pipeline.contract import BackendDelivery, DeliveryState, RunMeta
 from tracelet_core.pipeline.credentials import split_credentials
-from tracelet_core.pipeline.delivery import STOPPED_STATES, DeliveryService
-from tracelet_core.pipeline.journal import DeliveryState, Journal
+from tracelet_core.pipeline.delivery import DeliveryService
+from tracelet_core.pipeline.delivery_process import recorder_alive
+from tracelet_core.pipeline.journal import Journal
 from tracelet_core.pipeline.report import DeliveryReport, read_report
-from tracelet_core.pipeline.sidecar import recorder_alive
 from tracelet_core.settings import TraceletSettings
 from tracelet_core.trackers import load_backend_class
 
 __all__ = ["SyncProgress", "SyncResult", "add_backends", "sync_run", "undelivered"]
 
 POLL_INTERVAL = 0.2
-SyncProgress = Callable[[str, dict[str, DeliveryState], int], None]
+SyncProgress = Callable[[str, dict[str, BackendDelivery], int], None]
 """Called while delivering with (run id, each backend's delivery state, last sequence number)."""
 
 
@@ -81,10 +82,8 @@ def add_backends(journal: Journal, names: Sequence[str], settings: TraceletSetti
     for name in names:
         load_backend_class(name).check_available()
     meta = journal.meta()
-    options = dict(meta.get("backend_options") or {})
     stored, _ = split_credentials({name: settings.backend_options(name) for name in names})
-    options.update(stored)
-    journal.set_meta(backends=sorted(set(meta.get("backends") or []) | set(names)), backend_options=options)
+    journal.set_meta(backends=sorted(set(meta.backends) | set(names)), backend_options=meta.backend_options | stored)
     journal.register_backends(names)
 
 
@@ -118,7 +117,7 @@ def sync_run(
     lock = delivery_lock(journal_path.parent, blocking=wait)
     with Journal(journal_path) as journal:
         meta = journal.meta()
-        run_id = str(meta.get("run_id") or journal_path.parent.name)
+        run_id = meta.run_id or journal_path.parent.name
         if not lock.acquire():
             why = "its delivery process is still delivering it; run `tracelet sync` again once it ends, or add --wait"
             return _result(journal, run_id, "locked", why)
@@ -138,7 +137,7 @@ def _sync_locked(
 ) -> SyncResult:
     meta = journal.meta()
     if not _end_session(journal, meta):
-        why = f"it is still running (pid {meta.get('trainer_pid')}) and its own delivery process delivers it"
+        why = f"it is still running (pid {meta.trainer_pid}) and its own delivery process delivers it"
         return _result(journal, run_id, "running", why)
     if to:
         if settings is None:
@@ -147,7 +146,7 @@ def _sync_locked(
             settings = load_settings()
         add_backends(journal, to, settings)
         meta = journal.meta()
-    wanted = to or list(meta.get("backends") or [])
+    wanted = to or list(meta.backends)
     if not wanted:
         return _result(journal, run_id, "nothing", "the run has no trackers; send it to one with --to BACKEND")
     waiting = undelivered(journal)
@@ -155,9 +154,9 @@ def _sync_locked(
     if not pending:
         return _result(journal, run_id, "nothing", "nothing to deliver")
     for name, state in journal.deliveries().items():
-        if name in pending and state.state in STOPPED_STATES:
+        if name in pending and state.state.stopped:
             # A new attempt: the SDK may be installed now, the tracker back up, the setting fixed.
-            journal.update_delivery(name, state="pending", error=None, failures=0)
+            journal.update_delivery(name, state=DeliveryState.PENDING, error=None, failures=0)
     # Credentials were never stored: the service takes them from this process's environment.
     service = DeliveryService(journal.path, backends=pending).start()
     last_seq = journal.last_seq()
@@ -187,10 +186,9 @@ def _sync_locked(
     return _result(journal, run_id, "incomplete", why)
 
 
-def _end_session(journal: Journal, meta: dict[str, Any]) -> bool:
+def _end_session(journal: Journal, meta: RunMeta) -> bool:
     """Journal the KILLED end of a session whose trainer is gone; False while the trainer still runs."""
-    start, finish = journal.last_event("start"), journal.last_event("finish")
-    if start is None or (finish is not None and finish.seq > start.seq):
+    if not journal.session_open():
         return True
     if recorder_alive(journal.path, meta):
         return False
@@ -199,5 +197,5 @@ def _end_session(journal: Journal, meta: dict[str, Any]) -> bool:
 
 
 def _result(journal: Journal, run_id: str, outcome: Any, message: str) -> SyncResult:
-    status = str(journal.meta().get("status") or "RUNNING")
+    status = journal.meta().status
     return SyncResult(run_id, outcome, message, read_report(journal, run_id, status))

@@ -135,7 +135,7 @@ def test_a_run_made_without_a_tracker_is_sent_later_with_to(mlflow_uri: str, cli
     assert native.data.params == {"optimizer/lr": "0.1"} and native.data.tags["seed"] == "1"
     assert {a.path for a in client.list_artifacts(native.info.run_id, "docs")} == {"docs/notes.txt"}
     with Journal(run.journal_path) as journal:
-        assert journal.meta()["backends"] == ["mlflow"]  # a plain `tracelet sync` now knows the run goes there
+        assert journal.meta().backends == ("mlflow",)  # a plain `tracelet sync` now knows the run goes there
 
     assert "nothing to deliver" in cli("sync", run.id, "--to", "mlflow").stdout
     assert "Nothing to sync" in cli("sync").stdout

@@ -33,6 +33,7 @@ from tracelet_core.compare import (
     plot_curves,
     summarize,
 )
+from tracelet_core.events import MetricPoint
 from tracelet_core.trackers.store import SourceRun, StoreReader, find_run, open_reader
 
 __all__ = ["compare"]
@@ -95,14 +96,7 @@ def compare(
         with reader:
             groups = _groups(reader, list(runs or []), list(group or []))
             histories = {run.key: reader.metric_history(run, metric) for _, members in groups for run in members}
-    summaries: dict[str, Summary] = {}
-    for key, points in histories.items():
-        summary = summarize(points, direction)
-        if summary is not None:
-            summaries[key] = summary
-    missing = [run.native_id for _, members in groups for run in members if run.key not in summaries]
-    if missing:
-        fail(f"no {metric!r} points in run(s) {', '.join(missing)}", 1)
+    summaries = _summaries(metric, direction, groups, histories)
     try:
         stats = [
             group_stats(name, [_value(summaries[r.key], stat) for r in members], confidence)
@@ -123,6 +117,21 @@ def compare(
         emit_json(_payload(result))
     else:
         _print(result)
+
+
+def _summaries(
+    metric: str, direction: Goal, groups: list[tuple[str, list[SourceRun]]], histories: dict[str, list[MetricPoint]]
+) -> dict[str, Summary]:
+    """Each run's summary of ``metric``, by run key; exits 1 naming the runs without a point of it."""
+    summaries: dict[str, Summary] = {}
+    for key, points in histories.items():
+        summary = summarize(points, direction)
+        if summary is not None:
+            summaries[key] = summary
+    missing = [run.native_id for _, members in groups for run in members if run.key not in summaries]
+    if missing:
+        fail(f"no {metric!r} points in run(s) {', '.join(missing)}", 1)
+    return summaries
 
 
 def _value(summary: Summary, stat: str) -> float:

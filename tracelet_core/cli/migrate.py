@@ -176,10 +176,8 @@ def import_tensorboard(
     """Send existing TensorBoard event files (every run under LOGDIR) to the configured trackers, one Tracelet
     run each, with a progress bar. What a tracker does not acknowledge stays in the journal for `tracelet sync`.
     """
-    try:
-        from tracelet_core.tensorboard_import import import_logdir
-    except ImportError as exc:  # an installation without the importer
-        fail(f"importing TensorBoard logs needs tracelet_core.tensorboard_import, which cannot be loaded: {exc}")
+    from tracelet_core.tensorboard_import import import_logdir
+
     if not logdir.is_dir():
         fail(f"{logdir} is not a directory", 2)
     progress = progress_bars(as_json)

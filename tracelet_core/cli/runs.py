@@ -25,7 +25,7 @@ from tracelet_core.cli._app import (
     redact,
     user_errors,
 )
-from tracelet_core.pipeline.journal import RejectedEvent
+from tracelet_core.pipeline.contract import RejectedEvent
 from tracelet_core.pipeline.report import BackendReport, DeliveryReport
 from tracelet_core.trackers.journal.reader import (
     UNREADABLE,
@@ -205,30 +205,42 @@ def show(
     _print_rejected(found.run_id, rejected, sum(b.rejected for b in found.report.backends))
     _print_pairs("Params", contents.params)
     _print_pairs("Tags", contents.tags)
-    if metrics:
-        table = Table(title="Metrics", title_justify="left", show_edge=False, header_style="bold")
-        for column in ("key", "last", "at step", "points", "min", "max"):
-            table.add_column(column, justify="left" if column == "key" else "right")
-        for key, m in metrics.items():
-            table.add_row(
-                escape(key),
-                format_value(m["last"]),
-                str(m["step"] if m["step"] is not None else "-"),
-                str(m["points"]),
-                format_value(m["min"]),
-                format_value(m["max"]),
-            )
-        print_table(table)
-    if artifacts or media:
-        table = Table(title="Artifacts and media", title_justify="left", show_edge=False, header_style="bold")
-        for column in ("name", "size", "local copy"):
-            table.add_column(column, overflow="fold")
-        for item in artifacts:
-            size = "[red]missing[/]" if item["bytes"] is None else f"{item['bytes']:,} B"
-            table.add_row(escape(item["name"]), size, escape(item["path"]))
-        for item in media:
-            table.add_row(escape(f"{item['key']} ({item['kind']})"), f"{item['count']} logged", "")
-        print_table(table)
+    _print_metrics(metrics)
+    _print_files(artifacts, media)
+
+
+def _print_metrics(metrics: dict[str, dict[str, Any]]) -> None:
+    """The last value, its step, the point count, min and max of each metric."""
+    if not metrics:
+        return
+    table = Table(title="Metrics", title_justify="left", show_edge=False, header_style="bold")
+    for column in ("key", "last", "at step", "points", "min", "max"):
+        table.add_column(column, justify="left" if column == "key" else "right")
+    for key, m in metrics.items():
+        table.add_row(
+            escape(key),
+            format_value(m["last"]),
+            str(m["step"] if m["step"] is not None else "-"),
+            str(m["points"]),
+            format_value(m["min"]),
+            format_value(m["max"]),
+        )
+    print_table(table)
+
+
+def _print_files(artifacts: list[dict[str, Any]], media: list[dict[str, Any]]) -> None:
+    """Each artifact's name, size and local copy, and how many of each media key were logged."""
+    if not artifacts and not media:
+        return
+    table = Table(title="Artifacts and media", title_justify="left", show_edge=False, header_style="bold")
+    for column in ("name", "size", "local copy"):
+        table.add_column(column, overflow="fold")
+    for item in artifacts:
+        size = "[red]missing[/]" if item["bytes"] is None else f"{item['bytes']:,} B"
+        table.add_row(escape(item["name"]), size, escape(item["path"]))
+    for item in media:
+        table.add_row(escape(f"{item['key']} ({item['kind']})"), f"{item['count']} logged", "")
+    print_table(table)
 
 
 def _metric_summary(points: list) -> dict[str, Any]:

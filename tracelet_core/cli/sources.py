@@ -63,6 +63,11 @@ def setting_rows(settings: TraceletSettings, given: set[str]) -> list[SettingRow
                 rows.append(_row(f"{name}.{sub}", sub_value, variables, given, environ, dotenv))
         else:
             rows.append(_row(name, value, [f"TRACELET_{name}".upper()], given, environ, dotenv))
+    for name in settings.resolved_backends():  # installed trackers' own sections
+        if name not in type(settings).model_fields:
+            for sub, sub_value in settings.backend_options(name).items():
+                variables = [f"TRACELET_{name}__{sub}".upper()]
+                rows.append(_row(f"{name}.{sub}", sub_value, variables, given, environ, dotenv))
     return rows
 
 

@@ -23,12 +23,14 @@ from tracelet_core.cli._app import (
 )
 from tracelet_core.cli.runs import run_json
 from tracelet_core.errors import JournalError
-from tracelet_core.pipeline.journal import DeliveryState
+from tracelet_core.pipeline.contract import BackendDelivery, DeliveryState
 from tracelet_core.sync import sync_run
 from tracelet_core.trackers.journal.reader import JournalRun, journal_runs, load_run, resolve_run
 
 __all__ = ["sync"]
 
+# Delivery states a progress bar names: the backend is not simply making progress.
+_NOTED = (DeliveryState.RETRYING, DeliveryState.GAVE_UP, DeliveryState.UNAVAILABLE)
 _OUTCOME_STYLE = {
     "delivered": "[green]✓[/]",
     "nothing": "[green]✓[/]",
@@ -56,14 +58,14 @@ class _Bars:
         self._progress = progress
         self._tasks: dict[tuple[str, str], TaskID] = {}
 
-    def __call__(self, run_id: str, states: dict[str, DeliveryState], last_seq: int) -> None:
+    def __call__(self, run_id: str, states: dict[str, BackendDelivery], last_seq: int) -> None:
         for name, state in states.items():
             task = self._tasks.get((run_id, name))
             if task is None:
                 task = self._tasks[run_id, name] = self._progress.add_task(
                     f"{run_id[:8]} → {name}", total=last_seq, note=""
                 )
-            note = f"[yellow]{state.state}[/]" if state.state in ("retrying", "gave_up", "unavailable") else ""
+            note = f"[yellow]{state.state}[/]" if state.state in _NOTED else ""
             self._progress.update(task, completed=min(state.acked_seq, last_seq), note=note)
 
 

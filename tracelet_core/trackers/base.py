@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,8 +37,11 @@ from tracelet_core.errors import (
     warn_once,
 )
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus
+from tracelet_core.names import KeySanitizer, truncate
 
-__all__ = ["Backend", "Capabilities", "classify_common_error", "staged_copy"]
+__all__ = ["Backend", "Capabilities", "StagedFile", "classify_common_error"]
+
+_NOTHING_INVALID = re.compile(r"(?!)")  # fit() only shortens keys: each tracker knows its own characters
 
 # Errors that say the event itself is wrong (its type, its value, its encoding): sending it again
 # cannot succeed. Raised by an SDK's own validation, or by a backend mapping an event.
@@ -78,7 +82,10 @@ def classify_common_error(exc: BaseException) -> ErrorKind:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a tracker stores natively; anything else is stored as an artifact or skipped with a note.
+    """What a tracker stores natively, and its limits. Tracelet's delivery acts on them, so a backend
+    (a third-party one included) never receives what it declares it cannot take: media of a kind not in
+    ``media`` are stored as files by :meth:`Backend.log_media`'s default, files are not sent to a tracker
+    without ``artifacts`` (with a note), and :meth:`Backend.fit` shortens keys and values to the limits.
 
     Attributes:
         media: media kinds stored natively (``"image"``, ``"histogram"``, ``"text"``).
@@ -116,6 +123,7 @@ class Backend(ABC):
     """
 
     name: ClassVar[str] = ""
+    _fitted_keys: KeySanitizer | None = None  # made at the first key over max_key_length
     sdk_module: ClassVar[str | None] = None
     extra: ClassVar[str | None] = None
     capabilities: ClassVar[Capabilities] = Capabilities()
@@ -172,8 +180,70 @@ class Backend(ABC):
         if item.path is not None:
             self.log_artifact(ArtifactRef(item.path, stem + Path(item.path).suffix))
             return
-        with staged_copy(json.dumps(item.data, default=str).encode(), Path(stem + ".json").name) as path:
+        with StagedFile(json.dumps(item.data, default=str).encode(), Path(stem + ".json").name) as path:
             self.log_artifact(ArtifactRef(str(path), stem + ".json"))
+
+    def deliver_batch(self, batch: Batch) -> None:
+        """What delivery calls for a batch: :meth:`write` of the batch :meth:`fit` to this tracker's limits."""
+        self.write(self.fit(batch))
+
+    def deliver_artifact(self, artifact: ArtifactRef) -> None:
+        """What delivery calls for a file: :meth:`log_artifact`, unless ``capabilities.artifacts`` is False
+        (then the default's note that files stay local)."""
+        if self.capabilities.artifacts:
+            self.log_artifact(artifact)
+        else:
+            Backend.log_artifact(self, artifact)
+
+    def deliver_media(self, item: MediaItem) -> None:
+        """What delivery calls for media: :meth:`log_media` for the kinds in ``capabilities.media``, else the
+        default, which stores them as files."""
+        if item.kind in self.capabilities.media:
+            self.log_media(item)
+        else:
+            Backend.log_media(self, item)
+
+    def fit(self, batch: Batch) -> Batch:
+        """The batch within this tracker's declared limits (:class:`Capabilities`), as delivery hands it over.
+
+        Keys longer than ``max_key_length`` are shortened and end with a hash of the whole key (distinct
+        keys stay distinct); param and tag values longer than ``max_param_length`` / ``max_tag_length`` are
+        truncated with a marker (the whole value stays in ``tracelet/config.yaml``). One warning per key.
+
+        Example:
+            >>> from tracelet_core.testing import InMemoryBackend
+            >>> class Short(InMemoryBackend):
+            ...     capabilities = Capabilities(max_key_length=20, max_param_length=30)
+            >>> fitted = Short().fit(Batch(params={"a" * 25: "x" * 40}))
+            >>> [(len(k), len(v)) for k, v in fitted.params.items()]
+            [(20, 30)]
+        """
+        caps = self.capabilities
+        if caps.max_key_length is None and caps.max_param_length is None and caps.max_tag_length is None:
+            return batch
+        if caps.max_key_length is None:
+            keys: Callable[[str], str] = str
+        else:
+            if self._fitted_keys is None:
+                self._fitted_keys = KeySanitizer(self.name, _NOTHING_INVALID, caps.max_key_length)
+            keys = self._fitted_keys
+        metrics = [
+            point if keys(point.key) == point.key else replace(point, key=keys(point.key)) for point in batch.metrics
+        ]
+        return Batch(
+            metrics=metrics,
+            params={keys(k): self._truncated(k, v, caps.max_param_length, "param") for k, v in batch.params.items()},
+            tags={keys(k): self._truncated(k, v, caps.max_tag_length, "tag") for k, v in batch.tags.items()},
+        )
+
+    def _truncated(self, key: str, value: str, limit: int | None, what: str) -> str:
+        if limit is not None and len(value) > limit:
+            warn_once(
+                f"limit:{self.name}:{what}:{key}",
+                f"{self.name} keeps at most {limit} characters of a {what} value; {key!r} ({len(value)} characters) "
+                "is truncated there (the whole value is in tracelet/config.yaml).",
+            )
+        return truncate(value, limit)
 
     def location(self) -> str | None:
         """Where the run can be found (a URI, path or URL, never with credentials), for the summary a
@@ -194,13 +264,13 @@ class Backend(ABC):
         return classify_common_error(exc)
 
 
-class staged_copy:
+class StagedFile:
     """A temporary file named ``filename`` holding ``content`` (bytes) or a copy of the file ``content``.
 
     Trackers name uploaded files after the local file, so renaming an artifact means copying it.
 
     Example:
-        >>> with staged_copy(b"x", "a.txt") as p:
+        >>> with StagedFile(b"x", "a.txt") as p:
         ...     p.name, p.read_bytes()
         ('a.txt', b'x')
     """

@@ -1,4 +1,4 @@
-"""Readers: what `tracelet migrate` and `tracelet compare` read runs from, one module per store.
+"""Readers: what `tracelet migrate` and `tracelet compare` read runs from; each tracker's reader is in its folder.
 
 A reader is the mirror image of a backend: a backend receives a run as batches, a reader gives a
 stored run back as plain Tracelet data (:class:`RunRecord`: params, tags, every metric point with its
@@ -12,7 +12,7 @@ Each store is named by a spec ``<kind>:<location>``:
 ``wandb-offline:DIR``  W&B run files (``run-<id>.wandb``) anywhere under DIR, e.g. ``WANDB_DIR``
 ``clearml-offline:DIR``  ClearML offline sessions under DIR (``CLEARML_CACHE_DIR``, its ``offline/``
                        folder, one session folder, or session zips)
-``tensorboard:LOGDIR`` every directory under LOGDIR holding event files is a run (scalars, hparams)
+``tensorboard:LOGDIR`` every directory under LOGDIR holding event files is a run (everything it logged)
 ``journal:DIR``        Tracelet's own journals (default: ``TRACELET_JOURNAL_DIR``)
 =====================  ========================================================================
 
@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import ClassVar
 
 from tracelet_core.errors import ConfigurationError, TraceletError
-from tracelet_core.events import ArtifactRef, MetricPoint, RunStatus
+from tracelet_core.events import ArtifactRef, MediaItem, MetricPoint, RunStatus
 
 __all__ = [
     "MIGRATED_FROM_TAG",
@@ -80,6 +80,7 @@ class RunRecord:
         params: flat (``/``-separated) param names and their values as strings.
         metrics: every metric point, in logged order per key.
         artifacts: files to copy, as local paths (downloaded into the reader's scratch directory).
+        media: images (PNG files in the scratch directory), histograms and texts, for stores that hold them.
         status: how the run ended; a run still marked running in the source is reported KILLED.
         notes: what could not be carried, and why (one line each).
     """
@@ -88,6 +89,7 @@ class RunRecord:
     params: dict[str, str] = field(default_factory=dict)
     metrics: list[MetricPoint] = field(default_factory=list)
     artifacts: list[ArtifactRef] = field(default_factory=list)
+    media: list[MediaItem] = field(default_factory=list)
     status: RunStatus = "FINISHED"
     notes: list[str] = field(default_factory=list)
 

@@ -19,10 +19,11 @@ pytest.importorskip("aim")
 
 import tracelet_core
 from tests.support.aim_reader import AimRunData, read_run
-from tracelet_core.trackers import load_backend_class
-from tracelet_core.trackers.aim.backend import AimBackend, sequence_of
 from tracelet_core.errors import BackendError, ErrorKind, TraceletWarning, TrackerConfigurationError
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
+from tracelet_core.trackers import load_backend_class
+from tracelet_core.trackers.aim.backend import AimBackend
+from tracelet_core.trackers.aim.mapping import sequence_of
 
 T0 = 1_700_000_000.0
 TRAIN, VAL, NONE = (("subset", "train"),), (("subset", "val"),), ()

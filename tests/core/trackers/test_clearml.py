@@ -27,15 +27,10 @@ import tracelet_core
 from tests.support.clearml_reader import OfflineSession, read_session, session_folder
 from tests.support.http_stub import always, closed_port, http_stub
 from tracelet_core import errors
-from tracelet_core.trackers.clearml.backend import (
-    PARAMS_SECTION,
-    RUN_ID_TAG,
-    STATUS_PROPERTY,
-    ClearMLBackend,
-    split_metric_key,
-)
 from tracelet_core.errors import BackendError, ErrorKind, TraceletWarning
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
+from tracelet_core.trackers.clearml.backend import ClearMLBackend
+from tracelet_core.trackers.clearml.mapping import PARAMS_SECTION, RUN_ID_TAG, STATUS_PROPERTY, split_metric_key
 
 pytest.importorskip("clearml")
 

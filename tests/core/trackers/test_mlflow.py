@@ -22,11 +22,25 @@ from mlflow.tracking import MlflowClient
 import tracelet_core
 from tests.support.http_stub import always, closed_port, http_stub
 from tests.support.mlflow_server import MlflowServer
-from tracelet_core.trackers.mlflow.backend import MlflowBackend
 from tracelet_core.errors import ErrorKind, TrackerConfigurationError
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo
+from tracelet_core.trackers.mlflow.backend import MlflowBackend
 
 PERMANENT, TRANSIENT, CONFIGURATION = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+
+
+@pytest.fixture(autouse=True)
+def _as_in_the_delivery_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend runs in Tracelet's delivery process, which turns MLflow's own request retries off."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+def test_the_delivery_process_turns_mlflows_retries_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT")
+    MlflowBackend.prepare_delivery_process({"http_timeout": 7})
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0" and os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
 
 
 def _info(tmp_path: Path, run_id: str = "r1") -> RunInfo:
@@ -450,7 +464,7 @@ def test_sigkilled_trainer_still_delivers_and_ends_killed(mlflow_uri: str, tmp_p
 
 @pytest.mark.slow
 def test_delivery_process_gives_up_on_an_unreachable_tracker_after_the_trainer_exits(tmp_path: Path) -> None:
-    """`python train.py | tee log` must end with training; the sidecar stops retrying after give_up_after."""
+    """`python train.py | tee log` must end with training; the delivery process stops retrying after give_up_after."""
     script = tmp_path / "train.py"
     script.write_text(
         textwrap.dedent(

@@ -18,19 +18,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tracelet_core
+from tracelet_core.errors import BackendError, ErrorKind, TraceletWarning
+from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
 from tracelet_core.trackers import load_backend_class
-from tracelet_core.trackers.wandb.backend import (
+from tracelet_core.trackers.wandb.backend import WandbBackend
+from tracelet_core.trackers.wandb.mapping import (
     GLOBAL_STEP,
     STATUS_KEY,
     WALL_TIME,
-    WandbBackend,
     config_value,
     fit_histogram,
     group_rows,
     wandb_run_id,
 )
-from tracelet_core.errors import BackendError, ErrorKind, TraceletWarning
-from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
 
 wandb = pytest.importorskip("wandb")
 

@@ -48,125 +48,27 @@ from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, Run
 from tracelet_core.locks import store_lock
 from tracelet_core.names import KeySanitizer
 from tracelet_core.normalize import to_plain
-from tracelet_core.trackers.base import Backend, Capabilities, classify_common_error
+from tracelet_core.trackers.aim.errors import classify
+from tracelet_core.trackers.aim.mapping import (
+    EPOCH_KEY,
+    STATUS_TAG,
+    sequence_of,
+    tag_label,
+    unflatten_params,
+)
+from tracelet_core.trackers.aim.repository import local_repo, unfinished_run
+from tracelet_core.trackers.base import Backend, Capabilities
 
-__all__ = ["AimBackend", "param_value", "sequence_of", "unflatten_params"]
+__all__ = ["AimBackend"]
 
-SUBSETS = ("train", "val", "test")
-EPOCH_KEY = "epoch"
 MAX_BINS = 512  # Aim's documented limit for one Distribution
-STATUS_TAG = "tracelet.status"
 # Aim stores any name, but an empty one breaks reading the run back, and control characters
 # cannot be typed into Aim's query box.
 _INVALID_NAME = re.compile(r"[\x00-\x1f\x7f]")
-_INT = re.compile(r"[-+]?[0-9]+")
-_FLOAT = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?")
-_LEADING_ZERO = re.compile(r"[-+]?0[0-9]")  # "007" is an identifier, not a number
-_INT64 = 2**63  # Aim's tree stores ints as C longs
 # Runs open in this process, by Tracelet run id. The delivery worker makes a new backend for each
 # attempt to open; an attempt that failed after creating its run leaves it open (and locked by this
 # very process, which Aim would refuse), so the next attempt continues that run object.
 _open_runs: dict[str, Any] = {}
-_CONFIGURATION_ERRORS = frozenset(
-    {
-        "aimrocks.errors.Corruption",  # a damaged repository (aimrocks has no type stubs to import it by)
-        "aim.ext.transport.tracking.UnauthorizedRequestError",  # an aim:// server refusing this client
-    }
-)
-
-
-def sequence_of(key: str) -> tuple[str, dict[str, str]]:
-    """The Aim sequence name and context for a Tracelet metric or media key.
-
-    Example:
-        >>> sequence_of("train/loss"), sequence_of("val/top/1"), sequence_of("val_acc")
-        (('loss', {'subset': 'train'}), ('top/1', {'subset': 'val'}), ('val_acc', {}))
-    """
-    head, sep, rest = key.partition("/")
-    if sep and rest and head in SUBSETS:
-        return rest, {"subset": head}
-    return key, {}
-
-
-def param_value(text: str) -> Any:
-    """A param value from its journal string: plain int, float and bool literals become numbers.
-
-    Anything else (lists, ``None``, ``nan``, ints beyond 64 bits, ``007``) stays a string, and
-    ``{}`` (an empty mapping) becomes an empty dict.
-
-    Example:
-        >>> [param_value(s) for s in ["3", "-0.5", "1e-3", "True", "adam", "007", "[1, 2]", "{}"]]
-        [3, -0.5, 0.001, True, 'adam', '007', '[1, 2]', {}]
-    """
-    if text in ("True", "False"):
-        return text == "True"
-    if _LEADING_ZERO.match(text):
-        return text
-    if _INT.fullmatch(text):
-        number = int(text)
-        return number if -_INT64 <= number < _INT64 else text
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    return {} if text == "{}" else text
-
-
-def unflatten_params(flat: Mapping[str, str], into: dict[str, Any], sep: str = "/") -> dict[str, Any]:
-    """Merge ``/``-flattened params into the nested dict ``into``; a later value wins over an earlier one.
-
-    Example:
-        >>> unflatten_params({"optimizer/lr": "0.1", "optimizer/name": "adam", "epochs": "3"}, {})
-        {'optimizer': {'lr': 0.1, 'name': 'adam'}, 'epochs': 3}
-    """
-    for key, text in flat.items():
-        parts = [part or "_" for part in key.split(sep)]
-        node = into
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        node[parts[-1]] = param_value(text)
-    return into
-
-
-def _tag_label(key: str, value: str) -> str:
-    return f"{key}:{value}" if value else key
-
-
-def _local_repo(repo: str | None) -> Path | None:
-    """The root of a local repository (Aim's default when None), or None for ``aim://``/``ssh://``."""
-    from aim.sdk.repo import Repo
-    from aim.sdk.utils import clean_repo_path
-
-    path = repo or Repo.default_repo_path()
-    if Repo.is_remote_path(path) or path.startswith("ssh://"):
-        return None
-    return Path(clean_repo_path(path))
-
-
-def _unfinished_run(aim_dir: Path, run_id: str, since: float) -> str | None:
-    """The hash of an unfinished run of the repository ``aim_dir`` whose ``tracelet.run_id`` is ``run_id``."""
-    from aim.storage.rockscontainer import RocksContainer
-
-    progress = aim_dir / "meta" / "progress"
-    candidates = progress.iterdir() if progress.is_dir() else iter(())
-    for flag in candidates:
-        try:
-            if flag.stat().st_mtime < since:  # last touched before this run started
-                continue
-            container = RocksContainer(str(aim_dir / "meta" / "chunks" / flag.name), read_only=True)
-        except Exception:  # removed meanwhile, or not a run Aim can open: not the one looked for
-            continue
-        try:
-            tree = container.tree().subtree(("meta", "chunks", flag.name))
-            # end_time is None until the run is closed; a closed run's flag may linger a moment.
-            if tree.get("end_time") is None and tree.collect(("attrs", "tracelet", "run_id")) == run_id:
-                return flag.name
-        except Exception:  # no Tracelet run id: another tool's run
-            continue
-        finally:
-            container.close()
-    return None
 
 
 class AimBackend(Backend):
@@ -231,7 +133,7 @@ class AimBackend(Backend):
         from aim.sdk.utils import get_aim_repo_name
 
         repo = self.options.get("repo") or None
-        local = _local_repo(repo)
+        local = local_repo(repo)
         if local is None:
             self._create(run, native_id, repo)
             return
@@ -243,7 +145,7 @@ class AimBackend(Backend):
                     "cannot write. Point TRACELET_AIM__REPO at another directory (`aim init` would "
                     "re-create this one, without its runs)."
                 )
-            native_id = native_id or _unfinished_run(aim_dir, run.run_id, since=run.start_time - 60)
+            native_id = native_id or unfinished_run(aim_dir, run.run_id, since=run.start_time - 60)
             self._create(run, native_id, str(local))
 
     def _create(self, run: RunInfo, native_id: str | None, repo: str | None) -> None:
@@ -322,10 +224,10 @@ class AimBackend(Backend):
         present = set(aim_run.tags)
         for key, value in tags.items():
             old = self._tags.get(key)
-            if old is not None and old != value and _tag_label(key, old) in present:
-                aim_run.remove_tag(_tag_label(key, old))
-            if _tag_label(key, value) not in present:
-                aim_run.add_tag(_tag_label(key, value))
+            if old is not None and old != value and tag_label(key, old) in present:
+                aim_run.remove_tag(tag_label(key, old))
+            if tag_label(key, value) not in present:
+                aim_run.add_tag(tag_label(key, value))
             self._tags[key] = value
         aim_run["tracelet", "tags"] = dict(self._tags)
 
@@ -465,13 +367,13 @@ class AimBackend(Backend):
         aim_run["tracelet", "status"] = status
         present = set(aim_run.tags)
         for other in ("FAILED", "KILLED"):
-            label = _tag_label(STATUS_TAG, other)
+            label = tag_label(STATUS_TAG, other)
             if other != status and label in present:
                 aim_run.remove_tag(label)  # a resumed run that now ends otherwise
         if status == "FINISHED":
             aim_run.report_successful_finish(block=True)
-        elif _tag_label(STATUS_TAG, status) not in present:
-            aim_run.add_tag(_tag_label(STATUS_TAG, status))
+        elif tag_label(STATUS_TAG, status) not in present:
+            aim_run.add_tag(tag_label(STATUS_TAG, status))
         self._release()
 
     def _release(self) -> None:
@@ -486,21 +388,8 @@ class AimBackend(Backend):
         return self._run
 
     def classify_error(self, exc: BaseException, during: str) -> ErrorKind:
-        """Aim's errors: a damaged repository, a legacy run lock or a deleted run is configuration;
-        a run another process holds (``filelock.Timeout``) and I/O errors are transient.
-
-        Example:
-            >>> from aim.sdk.errors import RunLockingError
-            >>> AimBackend({}).classify_error(RunLockingError("Cannot acquire lock for Run 'x'"), "start").value
-            'configuration'
-        """
-        from aim.sdk.errors import MissingRunError, RepoIntegrityError, RunLockingError
-
-        if isinstance(exc, RunLockingError | RepoIntegrityError | MissingRunError):
-            return ErrorKind.CONFIGURATION  # needs `aim runs close --force`, a repair, or the run is gone
-        if f"{type(exc).__module__}.{type(exc).__qualname__}" in _CONFIGURATION_ERRORS:
-            return ErrorKind.CONFIGURATION
-        return classify_common_error(exc)
+        """Aim's errors by type (see :func:`.errors.classify`)."""
+        return classify(exc)
 
     def location(self) -> str | None:
         """The repository's directory (what ``aim up --repo`` takes), or its ``aim://`` URL."""

@@ -24,7 +24,7 @@ from typing import Any
 from tracelet_core.errors import ConfigurationError
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint, RunStatus
 from tracelet_core.normalize import flatten_params
-from tracelet_core.trackers.aim.backend import EPOCH_KEY, STATUS_TAG, SUBSETS, sequence_of
+from tracelet_core.trackers.aim.mapping import EPOCH_KEY, STATUS_TAG, SUBSETS, sequence_of
 from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
 
 __all__ = ["AimReader", "destination", "metric_key"]

@@ -58,9 +58,10 @@ it ClearML's environment logging (``log_os_environments`` / ``CLEARML_LOG_ENVIRO
 would copy the delivery process's environment, credentials included; only ``sys.argv[0]`` is kept.
 
 Limits: ClearML keeps one ``Task.init`` task per process, so one ClearML run at a time per
-process; closing an offline session zips the whole folder, artifacts included. With
-``TRACELET_DELIVERY=thread`` the process-wide changes above, and ClearML's fork hook (active while
-a task is open), apply to the training process too.
+process; closing an offline session zips the whole folder, artifacts included. The process-wide
+changes above are made in Tracelet's delivery process (:meth:`ClearMLBackend.prepare_delivery_process`).
+ClearML has no per-task form of them, so with ``TRACELET_DELIVERY=thread`` they, and ClearML's fork
+hook (active while a task is open), apply to the training process too, and Tracelet says so once.
 """
 
 from __future__ import annotations
@@ -69,8 +70,6 @@ import io
 import itertools
 import json
 import math
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -83,79 +82,23 @@ from tracelet_core.errors import (
     warn_once,
 )
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
-from tracelet_core.trackers.base import Backend, Capabilities, classify_common_error, staged_copy
+from tracelet_core.trackers.base import Backend, Capabilities, StagedFile
+from tracelet_core.trackers.clearml.errors import classify
+from tracelet_core.trackers.clearml.mapping import (
+    PARAMS_SECTION,
+    RUN_ID_TAG,
+    STATUS_PROPERTY,
+    split_metric_key,
+    tag_label,
+)
+from tracelet_core.trackers.clearml.sdk import NO_AUTO_CONNECT, offline_from_env, prepare_sdk
 
 if TYPE_CHECKING:
     from clearml import Task
 
-__all__ = ["ClearMLBackend", "split_metric_key"]
+__all__ = ["ClearMLBackend"]
 
-PARAMS_SECTION = "hyperparameters"
-STATUS_PROPERTY = "tracelet.status"
-RUN_ID_TAG = "tracelet.run_id:"  # + the Tracelet run id: the system tag that finds the task again
-# Tracelet's machine-captured facts: kept as user properties only (a commit hash per run would
-# make a new project-wide ClearML tag per run).
-PROPERTY_ONLY_PREFIXES = ("git.", "env.", "tracelet.")
-# Every binding Task.init knows in clearml 2.1, off. A dict (not False) is needed to also turn off
-# repository detection; a key missing from it would default to on.
-_NO_AUTO_CONNECT: dict[str, bool] = dict.fromkeys(
-    [
-        "hydra", "scikit", "joblib", "matplotlib", "tensorflow", "tensorboard", "tfdefines", "pytorch",
-        "megengine", "xgboost", "catboost", "fastai", "lightgbm", "gradio", "detect_repository",
-    ],
-    False,
-)  # fmt: skip
 _STATUS_REASON = "set by Tracelet"
-_LOGIN_STATUS = re.compile(r"\(error (\d{3}) from ")  # clearml's LoginError message
-
-
-def split_metric_key(key: str) -> tuple[str, str]:
-    """ClearML's (title, series) for a Tracelet metric key: split at the last ``/``.
-
-    Example:
-        >>> split_metric_key("train/loss"), split_metric_key("a/b/c"), split_metric_key("val_acc")
-        (('train', 'loss'), ('a/b', 'c'), ('val_acc', 'val_acc'))
-        >>> split_metric_key("loss/")
-        ('loss/', 'loss/')
-    """
-    title, _, series = key.rpartition("/")
-    return (title, series) if title and series else (key, key)
-
-
-def tag_label(key: str, value: str) -> str | None:
-    """The ClearML tag for one Tracelet tag, or None for tags kept as user properties only.
-
-    Example:
-        >>> tag_label("team", "vision"), tag_label("baseline", ""), tag_label("git.commit", "ab12")
-        ('team:vision', 'baseline', None)
-    """
-    if key.startswith(PROPERTY_ONLY_PREFIXES):
-        return None
-    return f"{key}:{value}" if value else key
-
-
-def _offline_from_env() -> bool:
-    from clearml.backend_api.session.defs import ENV_OFFLINE_MODE
-
-    return bool(ENV_OFFLINE_MODE.get(default=False))
-
-
-def _prepare_sdk(task_cls: type[Task]) -> None:
-    """Process-wide SDK settings Tracelet needs before ``Task.init`` (see the module docstring)."""
-    from clearml.backend_interface.task.development.stop_signal import TaskStopSignal
-    from clearml.utilities.check_updates import CheckPackageUpdates
-
-    # Both are lazily-read config values (LazyEvalWrapper) that ClearML only tests for truth;
-    # a plain bool in their place is read the same way, whenever the config was loaded.
-    task_cls._report_subprocess_enabled = False  # type: ignore[assignment]
-    # ClearML marks the processes a task starts with CLEARML_PROC_MASTER_ID, and Task.init in such a
-    # process returns a do-nothing stub. An inherited mark (a user's own ClearML task, an earlier
-    # Tracelet run in the parent process) must not silence this run.
-    for variable in ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"):
-        os.environ.pop(variable, None)
-    CheckPackageUpdates._package_version_checked = True
-    TaskStopSignal.enabled = False  # type: ignore[assignment]
-    task_cls.set_random_seed(None)
 
 
 class ClearMLBackend(Backend):
@@ -179,6 +122,8 @@ class ClearMLBackend(Backend):
         media=frozenset({"image", "histogram", "text"}), artifacts=True, epoch_axis=False
     )
 
+    _sdk_prepared: ClassVar[bool] = False  # prepare_delivery_process ran in this process
+
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self._task: Task | None = None
@@ -201,7 +146,6 @@ class ClearMLBackend(Backend):
             TrackerConfigurationError: the task type is unknown, or ClearML has no server configured online.
         """
         from clearml import Task
-        from clearml.backend_api.session.defs import MissingConfigError
 
         task_type = str(self.options.get("task_type") or "training")
         if task_type not in Task.TaskTypes.__members__:
@@ -210,39 +154,16 @@ class ClearMLBackend(Backend):
                 f"allowed: {', '.join(Task.TaskTypes.__members__)}"
             )
         offline = self.options.get("offline")
-        self._offline = _offline_from_env() if offline is None else bool(offline)
-        _prepare_sdk(Task)
+        self._offline = offline_from_env() if offline is None else bool(offline)
+        if not ClearMLBackend._sdk_prepared:  # delivering from a thread of the user's process
+            warn_once(
+                "clearml-thread",
+                "ClearML's settings are process-wide: with TRACELET_DELIVERY=thread Tracelet turns off ClearML's "
+                "subprocess reporter, its update check, its abort watchdog and its random seeding in this process.",
+            )
+            ClearMLBackend.prepare_delivery_process(self.options)
         project = str(self.options.get("project") or run.experiment)
-        # Offline mode is process-wide in ClearML: a failed open must not leave it switched, or the
-        # reporter of another task in this process starts sending to a server that is not there.
-        was_offline = Task.is_offline()
-        try:
-            Task.set_offline(self._offline)
-            resume_id = self._resumable(native_id) or self._tagged_task(Task, project, run)
-            task: Task = Task.init(
-                project_name=project,
-                task_name=run.run_name or run.run_id,
-                task_type=task_type,
-                reuse_last_task_id=False,
-                continue_last_task=resume_id or False,
-                auto_connect_frameworks=_NO_AUTO_CONNECT,
-                auto_connect_arg_parser=False,
-                auto_resource_monitoring=False,
-                auto_connect_streams=False,
-            )
-        except MissingConfigError as exc:
-            Task.set_offline(was_offline)
-            raise TrackerConfigurationError(
-                f"ClearML has no server configured ({exc}). Run `clearml-init`, set CLEARML_API_HOST and "
-                "credentials, or record offline with TRACELET_CLEARML__OFFLINE=true."
-            ) from exc
-        except BaseException:
-            Task.set_offline(was_offline)
-            raise
-        if not isinstance(task, Task):
-            raise TrackerConfigurationError(
-                f"ClearML's Task.init returned {type(task).__name__}, not a task; see the delivery log"
-            )
+        resume_id, task = self._init_task(Task, run, native_id, project, task_type)
         marker = RUN_ID_TAG + run.run_id
         system_tags = list(task.get_system_tags() or [])
         if marker not in system_tags:
@@ -256,6 +177,52 @@ class ClearMLBackend(Backend):
         self._location = str(folder) if folder else task.get_output_log_web_page()
         self._set_tags(run.tags)
         return str(task.id)
+
+    @classmethod
+    def prepare_delivery_process(cls, options: Mapping[str, Any]) -> None:
+        """ClearML's process-wide settings (see :mod:`.sdk`), once per process."""
+        from clearml import Task
+
+        prepare_sdk(Task)
+        ClearMLBackend._sdk_prepared = True
+
+    def _init_task(
+        self, task_cls: type[Task], run: RunInfo, native_id: str | None, project: str, task_type: str
+    ) -> tuple[str | None, Task]:
+        """``Task.init`` in this backend's mode; the task continued (or None) and the task."""
+        from clearml.backend_api.session.defs import MissingConfigError
+
+        # Offline mode is process-wide in ClearML: a failed open must not leave it switched, or the
+        # reporter of another task in this process starts sending to a server that is not there.
+        was_offline = task_cls.is_offline()
+        try:
+            task_cls.set_offline(self._offline)
+            resume_id = self._resumable(native_id) or self._tagged_task(task_cls, project, run)
+            task: Task = task_cls.init(
+                project_name=project,
+                task_name=run.run_name or run.run_id,
+                task_type=task_type,
+                reuse_last_task_id=False,
+                continue_last_task=resume_id or False,
+                auto_connect_frameworks=NO_AUTO_CONNECT,
+                auto_connect_arg_parser=False,
+                auto_resource_monitoring=False,
+                auto_connect_streams=False,
+            )
+        except MissingConfigError as exc:
+            task_cls.set_offline(was_offline)
+            raise TrackerConfigurationError(
+                f"ClearML has no server configured ({exc}). Run `clearml-init`, set CLEARML_API_HOST and "
+                "credentials, or record offline with TRACELET_CLEARML__OFFLINE=true."
+            ) from exc
+        except BaseException:
+            task_cls.set_offline(was_offline)
+            raise
+        if not isinstance(task, task_cls):
+            raise TrackerConfigurationError(
+                f"ClearML's Task.init returned {type(task).__name__}, not a task; see the delivery log"
+            )
+        return resume_id, task
 
     def _resumable(self, native_id: str | None) -> str | None:
         if not native_id or not self._offline:
@@ -351,7 +318,7 @@ class ClearMLBackend(Backend):
             ok = self._upload(task, artifact.name, source, metadata)
         else:
             # ClearML names the stored file after the local one; the Tracelet name must win.
-            with staged_copy(source, filename) as staged:
+            with StagedFile(source, filename) as staged:
                 ok = self._upload(task, artifact.name, staged, metadata)
         if not ok:
             raise RuntimeError(f"ClearML failed to upload the artifact {artifact.name!r} from {artifact.path!r}")
@@ -420,33 +387,8 @@ class ClearMLBackend(Backend):
         return self._location
 
     def classify_error(self, exc: BaseException, during: str) -> ErrorKind:
-        """ClearML's errors: refused credentials or a missing server configuration are configuration,
-        an unreachable server transient, a request the server refuses by its status.
-
-        Example:
-            >>> from clearml.backend_api.session.session import LoginError
-            >>> backend = ClearMLBackend({})
-            >>> backend.classify_error(LoginError("Failed getting token (error 401 from http://x): no"), "start").value
-            'configuration'
-        """
-        from clearml.backend_api.session.defs import MissingConfigError
-        from clearml.backend_api.session.session import LoginError
-        from clearml.backend_interface.session import SendError
-
-        if isinstance(exc, MissingConfigError):
-            return ErrorKind.CONFIGURATION
-        if isinstance(exc, LoginError):  # also wraps a connection error while logging in
-            status = _LOGIN_STATUS.search(str(exc))
-            refused = status is not None and 400 <= int(status[1]) < 500 and int(status[1]) not in (408, 429)
-            return ErrorKind.CONFIGURATION if refused else ErrorKind.TRANSIENT
-        if isinstance(exc, SendError):
-            code = int(getattr(getattr(exc.result, "meta", None), "result_code", 0) or 0)
-            if code in (401, 403, 404):  # credentials, permission, a task deleted on the server
-                return ErrorKind.CONFIGURATION
-            if 400 <= code < 500 and code not in (408, 429):
-                return ErrorKind.PERMANENT
-            return ErrorKind.TRANSIENT
-        return classify_common_error(exc)
+        """ClearML's errors by type and status (see :func:`.errors.classify`)."""
+        return classify(exc)
 
     def _require_task(self) -> Task:
         if self._task is None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint, RunStatus
-from tracelet_core.trackers.clearml.backend import PARAMS_SECTION, STATUS_PROPERTY
+from tracelet_core.trackers.clearml.mapping import PARAMS_SECTION, STATUS_PROPERTY
 from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
 
 __all__ = ["ClearMLOfflineReader", "destination", "metric_key"]

@@ -20,7 +20,17 @@ from pathlib import Path
 
 from tracelet_core.errors import JournalError
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint, RunStatus
-from tracelet_core.pipeline.journal import Journal, JournalEvent, RejectedEvent, iter_journals
+from tracelet_core.pipeline.contract import (
+    ArtifactPayload,
+    EventKind,
+    JournalEvent,
+    MediaPayload,
+    RejectedEvent,
+    SessionStart,
+)
+from tracelet_core.pipeline.delivery_process import recorder_alive
+from tracelet_core.pipeline.files import iter_journals
+from tracelet_core.pipeline.journal import Journal
 from tracelet_core.pipeline.report import DeliveryReport, read_report
 from tracelet_core.trackers.store import RunNotFoundError, RunRecord, SourceRun, StoreReader, find_run
 
@@ -126,19 +136,9 @@ def _events(journal: Journal, skip_metrics: bool = False) -> Iterator[JournalEve
 def _status(journal: Journal, meta_status: str) -> str:
     if meta_status != "RUNNING":
         return meta_status
-    from tracelet_core.pipeline.sidecar import recorder_alive
-
-    meta = journal.meta()
-    if recorder_alive(journal.path, meta):
+    if recorder_alive(journal.path, journal.meta()):
         return "RUNNING"
     return "INTERRUPTED"
-
-
-def _seconds(value: object) -> float | None:
-    """A time from the run's metadata; None when it is missing or not a number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def _reason(path: Path, exc: Exception) -> str:
@@ -175,20 +175,19 @@ def load_run(path: Path) -> JournalRun:
     try:
         with Journal(path) as journal:
             meta = journal.meta()
-            run_id = str(meta.get("run_id") or path.parent.name)
-            status = _status(journal, str(meta.get("status") or "RUNNING"))
+            run_id = meta.run_id or path.parent.name
+            status = _status(journal, meta.status)
             report = read_report(journal, run_id, status)
     except _READ_ERRORS as exc:
         return _unreadable(path, _reason(path, exc))
-    name = meta.get("run_name")
     return JournalRun(
         path=path,
         run_id=run_id,
-        experiment=str(meta.get("experiment") or path.parent.parent.name),
-        name=None if name is None else str(name),
+        experiment=meta.experiment or path.parent.parent.name,
+        name=meta.run_name,
         status=status,
-        created=_seconds(meta.get("created")),
-        ended=_seconds(meta.get("ended")),
+        created=meta.created,
+        ended=meta.ended,
         report=report,
     )
 
@@ -265,22 +264,22 @@ def _fold(contents: RunContents, event: JournalEvent) -> None:
     event is left out whole."""
     key = event.key or ""
     try:
-        if event.kind == "metric":
+        if event.kind == EventKind.METRIC:
             point = MetricPoint(key, event.value, event.step, event.ts)
             contents.metrics.setdefault(key, []).append(point)
-        elif event.kind == "param":
+        elif event.kind == EventKind.PARAM:
             contents.params[key] = event.text or ""
-        elif event.kind == "tag":
+        elif event.kind == EventKind.TAG:
             contents.tags[key] = event.text or ""
-        elif event.kind == "start":
-            tags = {str(k): str(v) for k, v in (event.payload().get("tags") or {}).items()}
+        elif event.kind == EventKind.START:
+            tags = SessionStart.of(event).tags
             contents.sessions += 1
             contents.tags.update(tags)
-        elif event.kind == "artifact":
-            payload = event.payload()
-            contents.artifacts[key] = ArtifactRef(payload["path"], key, dict(payload.get("metadata") or {}))
-        elif event.kind == "media":
-            contents.media[(str(event.payload().get("kind")), key)] += 1
+        elif event.kind == EventKind.ARTIFACT:
+            artifact = ArtifactPayload.of(event)
+            contents.artifacts[key] = ArtifactRef(artifact.path, key, artifact.metadata)
+        elif event.kind == EventKind.MEDIA:
+            contents.media[(MediaPayload.of(event).kind, key)] += 1
     except (ValueError, TypeError, AttributeError, KeyError):  # a damaged record: not what Tracelet wrote
         contents.damaged += 1
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tracelet_core.collectors.git import strip_credentials
@@ -33,7 +33,8 @@ from tracelet_core.errors import ErrorKind, TrackerConfigurationError, warn_once
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus
 from tracelet_core.locks import store_lock
 from tracelet_core.names import KeySanitizer, truncate
-from tracelet_core.trackers.base import Backend, Capabilities, classify_common_error, staged_copy
+from tracelet_core.trackers.base import Backend, Capabilities, StagedFile
+from tracelet_core.trackers.mlflow.errors import classify, sqlite_file
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -53,99 +54,10 @@ _INVALID_KEY = re.compile(r"[^/\w.\- :]")
 _INVALID_MEDIA_KEY = re.compile(r"[^a-zA-Z0-9_\-./ ]")
 _T = TypeVar("_T")
 
-# MLflow error codes (mlflow.protos.databricks_pb2) by what they mean for one delivery; any other
-# code (INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, REQUEST_LIMIT_EXCEEDED, DEADLINE_EXCEEDED...) is
-# transient. HTTP statuses arrive as codes too: 400 BAD_REQUEST, 401 UNAUTHENTICATED,
-# 403 PERMISSION_DENIED, 404 ENDPOINT_NOT_FOUND, 429 RESOURCE_EXHAUSTED, 5xx INTERNAL_ERROR...
-_PERMANENT_CODES = frozenset(
-    {
-        "BAD_REQUEST",
-        "INVALID_PARAMETER_VALUE",
-        "MALFORMED_REQUEST",
-        "INVALID_STATE",
-        "RESOURCE_ALREADY_EXISTS",
-        "ALREADY_EXISTS",
-        "RESOURCE_LIMIT_EXCEEDED",
-        "MAX_BLOCK_SIZE_EXCEEDED",
-        "MAX_LIST_SIZE_EXCEEDED",
-    }
-)
-_CONFIGURATION_CODES = frozenset(
-    {
-        "UNAUTHENTICATED",
-        "CUSTOMER_UNAUTHORIZED",
-        "PERMISSION_DENIED",
-        "RESOURCE_DOES_NOT_EXIST",  # the run or experiment was deleted for good
-        "NOT_FOUND",
-        "ENDPOINT_NOT_FOUND",  # a URI that is not an MLflow server (or a wrong path prefix)
-        "NOT_IMPLEMENTED",
-        "FEATURE_DISABLED",
-        "QUOTA_EXCEEDED",
-    }
-)
-# Messages whose code says less than they do (MLflow raises some with a generic code).
-_CONFIGURATION_MESSAGES = (
-    "must be in the 'active' state",  # a deleted run or experiment (INVALID_PARAMETER_VALUE)
-    "out-of-date database schema",  # `mlflow db upgrade` needed (INTERNAL_ERROR)
-    "readonly database",  # a SQLite file this process cannot write (TEMPORARILY_UNAVAILABLE)
-)
-_PERMANENT_MESSAGES = ("Invalid artifact path",)  # a name with `..` or a leading `/` (INTERNAL_ERROR)
-
 
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:`` tracking URI; None for any other store and in-memory SQLite.
-
-    Example:
-        >>> sqlite_file("sqlite:////tmp/mlflow.db"), sqlite_file("sqlite:///mlflow.db")
-        (PosixPath('/tmp/mlflow.db'), PosixPath('mlflow.db'))
-        >>> sqlite_file("http://127.0.0.1:5000"), sqlite_file("sqlite://")
-        (None, None)
-    """
-    if not uri.startswith("sqlite"):
-        return None
-    from sqlalchemy.engine import make_url  # an MLflow dependency
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        url = make_url(uri)
-    except ArgumentError:
-        return None
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it was raised from or during, innermost last (MLflow often drops ``from``)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _classify_cause(exc: BaseException) -> ErrorKind | None:
-    """The kind an underlying SQLAlchemy or requests error decides, or None."""
-    import requests
-    from sqlalchemy import exc as sql
-
-    if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.InvalidURL):
-        return ErrorKind.CONFIGURATION
-    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
-        return ErrorKind.TRANSIENT
-    if isinstance(exc, sql.IntegrityError | sql.DataError):
-        return ErrorKind.PERMANENT  # a value the database refuses (too long, a broken constraint)
-    if isinstance(exc, sql.OperationalError | sql.InterfaceError | sql.InternalError | sql.TimeoutError):
-        return ErrorKind.TRANSIENT  # locked, disk I/O, connection lost, pool exhausted
-    if isinstance(exc, sql.DatabaseError):
-        return ErrorKind.CONFIGURATION  # "file is not a database", "database disk image is malformed"
-    return None
 
 
 def _path_safe(key: str) -> str:
@@ -173,6 +85,7 @@ class MlflowBackend(Backend):
         super().__init__(options)
         self._client: MlflowClient | None = None
         self._run_id = ""
+        self._uri = ""
         self._artifact_uri = ""
         self._params: dict[str, str] = {}
         self._keys = KeySanitizer(self.name, _INVALID_KEY, MAX_KEY_LENGTH)
@@ -183,18 +96,10 @@ class MlflowBackend(Backend):
         Raises:
             TrackerConfigurationError: the experiment is deleted.
         """
-        # Tracelet retries failed calls itself; MLflow's own retries (7 by default, minutes of
-        # backoff) would only hold the worker. A user's explicit setting wins.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(self.options.get("http_timeout") or 30)))
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        uri = str(self.options.get("tracking_uri") or mlflow.get_tracking_uri())
-        if strip_credentials(uri) != uri:
-            # Only with TRACELET_DELIVERY=thread (the delivery process gets MLflow's own credential
-            # variables instead): MLflow would print the run's URL, credentials included, at its end.
-            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        uri = self._uri = str(self.options.get("tracking_uri") or mlflow.get_tracking_uri())
         database = sqlite_file(uri)
         # MLflow creates and migrates a SQLite store when it first builds the client's store.
         with store_lock(database) if database is not None else contextlib.nullcontext():
@@ -279,10 +184,7 @@ class MlflowBackend(Backend):
             Metric(_path_safe(self._keys(p.key)), p.value, int(p.timestamp * 1000), p.step or 0) for p in batch.metrics
         ]
         params = [Param(key, value) for key, value in self._new_params(batch.params).items()]
-        tags = [
-            RunTag(_path_safe(self._keys(key)), self._limit(key, value, MAX_TAG_LENGTH, "tag"))
-            for key, value in batch.tags.items()
-        ]
+        tags = [RunTag(_path_safe(self._keys(key)), value) for key, value in batch.tags.items()]
         for metric_chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
             client.log_batch(self._run_id, metrics=list(metric_chunk), synchronous=True)
         for param_chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
@@ -295,7 +197,7 @@ class MlflowBackend(Backend):
         client = self._require_client()
         name = PurePosixPath(artifact.name)
         directory = str(name.parent) if str(name.parent) != "." else None
-        with staged_copy(artifact.path, name.name) as staged:
+        with StagedFile(artifact.path, name.name) as staged:
             client.log_artifact(self._run_id, str(staged), artifact_path=directory)
         if artifact.metadata:
             # Tracelet's own keys: made valid quietly (a checkpoint name has "="), lists joined.
@@ -345,8 +247,24 @@ class MlflowBackend(Backend):
 
     def close(self, status: RunStatus) -> None:
         client = self._require_client()
-        client.set_terminated(self._run_id, status=status)
+        if strip_credentials(self._uri) == self._uri:
+            client.set_terminated(self._run_id, status=status)
+        else:
+            # Only with TRACELET_DELIVERY=thread (the delivery process gets MLflow's own credential variables
+            # instead): set_terminated would print the run's URL, credentials included, to the user's terminal.
+            from mlflow.entities import RunStatus as MlflowStatus
+            from mlflow.utils.time import get_current_time_millis
+
+            store = client._tracking_client.store
+            store.update_run_info(self._run_id, MlflowStatus.from_string(status), get_current_time_millis(), None)
         self._client = None
+
+    @classmethod
+    def prepare_delivery_process(cls, options: Mapping[str, Any]) -> None:
+        """Tracelet retries failed calls itself; MLflow's own retries (7 by default, minutes of backoff) would
+        only hold the worker. A user's explicit setting wins."""
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(options.get("http_timeout") or 30)))
 
     def location(self) -> str | None:
         """The tracking URI, without credentials (``http://user:pw@host`` gives ``http://host``)."""
@@ -355,55 +273,18 @@ class MlflowBackend(Backend):
         return strip_credentials(str(self._client.tracking_uri))
 
     def classify_error(self, exc: BaseException, during: str) -> ErrorKind:
-        """An MLflow error by its code, message and cause; anything else as :func:`classify_common_error`.
-
-        Example:
-            >>> from mlflow.exceptions import MlflowException
-            >>> from mlflow.protos import databricks_pb2 as codes
-            >>> def kind(code: int) -> str:
-            ...     return MlflowBackend().classify_error(MlflowException("refused", error_code=code), "batch").value
-            >>> kind(codes.INVALID_PARAMETER_VALUE), kind(codes.PERMISSION_DENIED), kind(codes.TEMPORARILY_UNAVAILABLE)
-            ('permanent', 'configuration', 'transient')
-        """
-        from mlflow.exceptions import MlflowException
-
-        mlflow_error = exc if isinstance(exc, MlflowException) else None
-        if mlflow_error is not None:
-            if any(text in mlflow_error.message for text in _CONFIGURATION_MESSAGES):
-                return ErrorKind.CONFIGURATION
-            if any(text in mlflow_error.message for text in _PERMANENT_MESSAGES):
-                return ErrorKind.PERMANENT
-        for cause in _causes(exc):  # a database or HTTP error MLflow wrapped says more than its code
-            kind = _classify_cause(cause)
-            if kind is not None:
-                return kind
-        if mlflow_error is None:
-            return classify_common_error(exc)
-        if mlflow_error.error_code in _CONFIGURATION_CODES:
-            return ErrorKind.CONFIGURATION
-        if mlflow_error.error_code in _PERMANENT_CODES:
-            return ErrorKind.PERMANENT
-        return ErrorKind.TRANSIENT
+        """An MLflow error by its code, message and cause (see :func:`.errors.classify`)."""
+        return classify(exc)
 
     def _require_client(self) -> MlflowClient:
         if self._client is None:
             raise RuntimeError("MlflowBackend used before open()")
         return self._client
 
-    def _limit(self, key: str, value: str, limit: int, what: str) -> str:
-        if len(value) > limit:
-            warn_once(
-                f"mlflow-long-{what}:{key}",
-                f"MLflow keeps at most {limit} characters of a {what} value; {key!r} ({len(value)} characters) "
-                "is truncated there (the full value is in tracelet/config.yaml).",
-            )
-        return truncate(value, limit)
-
     def _new_params(self, params: dict[str, str]) -> dict[str, str]:
         fresh: dict[str, str] = {}
         for raw_key, raw_value in params.items():
-            key = _path_safe(self._keys(raw_key))
-            value = self._limit(raw_key, raw_value, MAX_PARAM_LENGTH, "param")
+            key, value = _path_safe(self._keys(raw_key)), raw_value  # values fit MLflow's limits (Backend.fit)
             previous = self._params.get(key)
             if previous is None:
                 fresh[key] = value

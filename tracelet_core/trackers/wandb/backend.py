@@ -37,141 +37,45 @@ What a W&B user finds where:
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tracelet_core.trackers.base import Backend, Capabilities, classify_common_error
 from tracelet_core.errors import BackendError, ErrorKind, warn_once
-from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
+from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus
 from tracelet_core.names import truncate
+from tracelet_core.trackers.base import Backend, Capabilities
+from tracelet_core.trackers.wandb.errors import classify
+from tracelet_core.trackers.wandb.mapping import (
+    GLOBAL_STEP,
+    MAX_HISTOGRAM_BINS,
+    STATUS_KEY,
+    WALL_TIME,
+    PointId,
+    Row,
+    config_value,
+    fit_histogram,
+    group_rows,
+    wandb_run_id,
+)
 
 if TYPE_CHECKING:
     from wandb import Table
     from wandb.sdk.wandb_run import Run
 
-__all__ = [
-    "GLOBAL_STEP",
-    "STATUS_KEY",
-    "WALL_TIME",
-    "WandbBackend",
-    "config_value",
-    "fit_histogram",
-    "group_rows",
-    "wandb_run_id",
-]
+__all__ = ["WandbBackend"]
 
-GLOBAL_STEP = "trainer/global_step"
-WALL_TIME = "tracelet/wall_time"
-STATUS_KEY = "tracelet/status"
 MAX_TAG_LENGTH = 64  # W&B rejects longer tags
-MAX_HISTOGRAM_BINS = 512  # wandb.Histogram.MAX_LENGTH
-_INT = re.compile(r"-?[0-9]+")
 _ARTIFACT_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _PROJECT_UNSAFE = re.compile(r"[/\\#?%:]")
 _ALIAS_UNSAFE = re.compile(r"[/:]")
-_PLAIN_ID = re.compile(r"[a-z0-9]{1,64}")  # W&B's own ids are 8 base-36 characters
-# How wandb-core words a request it gave up retrying (connection refused, 429, 5xx) or a status.
-_RETRIED = ("timed out", "deadline exceeded", "while retrying", "connection refused")
-_HTTP_STATUS = re.compile(r"returned error (\d{3})")
 
 
-_PointId = tuple[str, int | None, float]
 # Runs opened here and not finished yet, by W&B id. wandb-core refuses a second live run with an id
 # in use ("run ID ... is in use"), so an open retried after an attempt that left its run open (or
 # a new session of a run whose earlier one never finished) continues that run object.
 _live_runs: dict[str, Run] = {}
-
-
-@dataclass
-class _Row:
-    """One ``run.log`` call: values sharing a step (or, without a step, a timestamp)."""
-
-    step: int | None
-    timestamp: float
-    values: dict[str, Any] = field(default_factory=dict)
-    points: list[_PointId] = field(default_factory=list)  # (key, step, timestamp) of what it holds
-
-
-def group_rows(points: Iterable[MetricPoint]) -> list[_Row]:
-    """Group points into as few rows as possible without reordering any key's points.
-
-    Points with the same step share a row; points without a step share a row when logged at the same
-    time. A point opens a new row when its key is already in the row for its step, or when that row
-    comes before the row holding the key's previous point.
-
-    Example:
-        >>> points = [MetricPoint(k, v, 5, v) for k, v in [("a", 1.0), ("b", 2.0), ("a", 3.0)]]
-        >>> [(r.step, r.values) for r in group_rows(points)]
-        [(5, {'a': 1.0, 'b': 2.0}), (5, {'a': 3.0})]
-    """
-    rows: list[_Row] = []
-    open_rows: dict[tuple[int | None, float | None], int] = {}
-    last_row_of_key: dict[str, int] = {}
-    for point in points:
-        group = (point.step, point.timestamp if point.step is None else None)
-        index = open_rows.get(group)
-        if index is None or point.key in rows[index].values or index < last_row_of_key.get(point.key, -1):
-            rows.append(_Row(point.step, point.timestamp))
-            index = open_rows[group] = len(rows) - 1
-        row = rows[index]
-        row.values[point.key] = point.value
-        row.points.append((point.key, point.step, point.timestamp))
-        row.timestamp = max(row.timestamp, point.timestamp)
-        last_row_of_key[point.key] = index
-    return rows
-
-
-def config_value(text: str) -> Any:
-    """A param as W&B users filter on it: the int, finite float or bool it spells exactly, else the text.
-
-    Example:
-        >>> config_value("0.001"), config_value("32"), config_value("True"), config_value("1e-3")
-        (0.001, 32, True, '1e-3')
-    """
-    if text in ("True", "False"):
-        return text == "True"
-    if _INT.fullmatch(text):
-        return int(text) if str(int(text)) == text else text
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return number if math.isfinite(number) and repr(number) == text else text
-
-
-def fit_histogram(counts: Sequence[float], bins: Sequence[float]) -> tuple[list[float], list[float]]:
-    """Merge neighbouring bins until there are at most 512, the most ``wandb.Histogram`` takes.
-
-    Example:
-        >>> counts, bins = fit_histogram([1] * 1030, list(range(1031)))
-        >>> len(counts), counts[:2], bins[:2], bins[-1]
-        (344, [3, 3], [0, 3], 1030)
-    """
-    if len(counts) <= MAX_HISTOGRAM_BINS:
-        return list(counts), list(bins)
-    factor = -(-len(counts) // MAX_HISTOGRAM_BINS)
-    starts = range(0, len(counts), factor)
-    return [sum(counts[i : i + factor]) for i in starts], [bins[i] for i in starts] + [bins[-1]]
-
-
-def wandb_run_id(run_id: str) -> str:
-    """The W&B id of a Tracelet run: the same for every ``open``, so W&B continues one run.
-
-    Tracelet's own ids (32 hex digits) are used as they are; any other id (W&B refuses ``:;,#?/'``
-    and whitespace around it) is replaced by 32 hex digits of its SHA-256.
-
-    Example:
-        >>> wandb_run_id("9993a005bc9a44b68c35e0a5116922e0"), wandb_run_id("my run/1")
-        ('9993a005bc9a44b68c35e0a5116922e0', '7e01178981c9c133620be1db84745253')
-    """
-    if _PLAIN_ID.fullmatch(run_id):
-        return run_id
-    return hashlib.sha256(run_id.encode()).hexdigest()[:32]
 
 
 def _tag_text(key: str, value: str) -> str:
@@ -222,7 +126,7 @@ class WandbBackend(Backend):
         self._tags: dict[str, str] = {}  # Tracelet tag key -> the W&B tag written for it
         self._tables: dict[str, Table] = {}  # text key -> its incremental table
         self._last_text: dict[str, tuple[int | None, float]] = {}  # text key -> (step, time) logged last
-        self._sent: set[_PointId] = set()  # points of a batch that failed part way, already logged
+        self._sent: set[PointId] = set()  # points of a batch that failed part way, already logged
 
     def open(self, run: RunInfo, native_id: str | None) -> str:
         """Start the W&B run, or resume ``native_id``; return the W&B run id.
@@ -335,7 +239,7 @@ class WandbBackend(Backend):
         else:
             super().log_media(item)
             return
-        self._log_row(run, _Row(item.step, item.timestamp, {item.key: value}))
+        self._log_row(run, Row(item.step, item.timestamp, {item.key: value}))
 
     def close(self, status: RunStatus) -> None:
         """Record ``status`` in the summary and finish the run (exit code 0 only for FINISHED)."""
@@ -352,37 +256,8 @@ class WandbBackend(Backend):
         return self._location
 
     def classify_error(self, exc: BaseException, during: str) -> ErrorKind:
-        """W&B's errors: a refused key, project or entity is configuration, a server that cannot be
-        reached (``CommError`` after wandb-core's own retries) transient.
-
-        wandb-core retries what may pass (connection refused, 429, 5xx) until ``init_timeout`` and
-        then says so ("Timed out while retrying", "context deadline exceeded"); any other
-        ``CommError`` at start is the server's answer to the request itself ("returned error 401",
-        403, an unknown entity or project), which retrying repeats.
-
-        Example:
-            >>> from wandb.errors import AuthenticationError, CommError, UsageError
-            >>> backend = WandbBackend({})
-            >>> [backend.classify_error(exc, "start").value for exc in (
-            ...     UsageError("No API key configured. Use `wandb login` to log in."),
-            ...     AuthenticationError("API key must have 40+ characters, has 5."),
-            ...     CommError("Timed out while retrying: dial tcp 127.0.0.1:9: connect: connection refused"),
-            ...     CommError("permission denied"))]
-            ['configuration', 'configuration', 'transient', 'configuration']
-        """
-        from wandb.errors import AuthenticationError, CommError, UsageError, WandbCoreNotAvailableError
-
-        if isinstance(exc, AuthenticationError | UsageError | WandbCoreNotAvailableError):
-            return ErrorKind.CONFIGURATION  # no key, a malformed one, a bad project name, a finished run
-        if isinstance(exc, CommError):
-            status = _HTTP_STATUS.search(str(exc))
-            if status:
-                code = int(status[1])
-                refused = 400 <= code < 500 and code not in (408, 429)
-            else:
-                refused = not any(text in str(exc).lower() for text in _RETRIED)
-            return ErrorKind.CONFIGURATION if refused and during == "start" else ErrorKind.TRANSIENT
-        return classify_common_error(exc)
+        """W&B's errors by their type and wording (see :func:`.errors.classify`)."""
+        return classify(exc, during)
 
     def _project(self, run: RunInfo) -> str | None:
         project = self.options.get("project")
@@ -412,7 +287,7 @@ class WandbBackend(Backend):
         self._keys[key] = safe
         return safe
 
-    def _log_row(self, run: Run, row: _Row) -> None:
+    def _log_row(self, run: Run, row: Row) -> None:
         axis = WALL_TIME if row.step is None else GLOBAL_STEP
         data: dict[str, Any] = {}
         for key, value in row.values.items():
@@ -455,7 +330,7 @@ class WandbBackend(Backend):
             table = self._tables[item.key] = wandb.Table(columns=["step", "text"], log_mode="INCREMENTAL")
         table.add_data(item.step, str(item.data.get("text", "")))
         try:
-            self._log_row(run, _Row(item.step, item.timestamp, {item.key: table}))
+            self._log_row(run, Row(item.step, item.timestamp, {item.key: table}))
         except BaseException:
             table.data.pop()  # not logged: the retry adds it again
             raise

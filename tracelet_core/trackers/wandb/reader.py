@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-import os
 from pathlib import Path
 from typing import Any
 
-from tracelet_core.trackers.wandb.backend import GLOBAL_STEP, STATUS_KEY, WALL_TIME
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint
 from tracelet_core.normalize import flatten_params
 from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
+from tracelet_core.trackers.wandb.mapping import GLOBAL_STEP, STATUS_KEY, WALL_TIME
 
-__all__ = ["WandbOfflineReader", "iter_records", "destination"]
+__all__ = ["WandbOfflineReader", "destination", "iter_records"]
 
 _BLOCK = 32 * 1024
 _CHUNK = struct.Struct("<IHB")
