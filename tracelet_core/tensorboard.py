@@ -22,19 +22,12 @@ directory unless ``TRACELET_RUN_NAME`` is set. ``unpatch_tensorboard`` (or leavi
 block) finishes a run the bridge started itself; otherwise the run ends at exit. The step is the
 event's global step; the time is the event's wall time.
 
-**Lightning.** A ``TraceletLogger`` (or ``TraceletCallback``) already records what a Trainer logs.
-When the same Trainer also has Lightning's ``TensorBoardLogger``, the bridge skips what that logger
-writes on the Trainer's behalf (``log_metrics``, ``log_hyperparams``, ``log_graph`` called by
-Lightning), so each value is recorded once. It recognises that case from the call stack of the
-event, looked at only once Lightning's TensorBoard logger module is loaded: a Lightning
-``TensorBoardLogger`` hook is among the nearest callers, it was called by Lightning's own code,
-and the Trainer found there (as ``trainer``, ``self`` or ``self.trainer``) has a logger or
-callback from ``tracelet_lightning``. Being decided per event, it holds whatever the order of the
-Trainer's loggers (a TensorBoardLogger listed first writes before the TraceletLogger has started
-its run). Anything else is forwarded: a Trainer with a TensorBoardLogger and no Tracelet
-integration (the bridge is then its only way into the trackers), and what a LightningModule writes
-itself through ``self.logger.experiment.add_*`` (no Tracelet logger sees that). If Lightning's
-internals ever move so that the Trainer cannot be found, values are recorded twice rather than lost.
+**Filters.** Before an event is forwarded (and before a run is looked up or started for it), each
+filter given to :func:`register_event_filter` may drop it, from Tracelet only (TensorBoard's files
+keep it). Integrations use this for what already reaches Tracelet another way: ``tracelet_lightning``
+registers one that drops what Lightning's ``TensorBoardLogger`` writes on behalf of a Trainer that
+Tracelet records itself (see ``tracelet_lightning/tensorboard.py``), so each value is recorded once.
+The rules live with the integrations: this module imports and knows no framework.
 """
 
 from __future__ import annotations
@@ -46,7 +39,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType, ModuleType, TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from tracelet_core.api import get_active_run, start_logging
 from tracelet_core.errors import TraceletError, warn_once
@@ -54,15 +47,16 @@ from tracelet_core.run import Run
 from tracelet_core.settings import load_settings
 from tracelet_core.tensorboard_summaries import SummaryReplay
 
-__all__ = ["TensorBoardPatch", "patch_tensorboard", "unpatch_tensorboard"]
+__all__ = [
+    "EventFilter",
+    "TensorBoardPatch",
+    "patch_tensorboard",
+    "register_event_filter",
+    "unpatch_tensorboard",
+    "unregister_event_filter",
+]
 
 WRITER_MODULES = ("torch.utils.tensorboard.writer", "tensorboardX.writer")
-_FABRIC_TB = "lightning.fabric.loggers.tensorboard"  # defines TensorBoardLogger.log_metrics
-_FABRIC_TB_STANDALONE = "lightning_fabric.loggers.tensorboard"
-_LIGHTNING_PACKAGES = ("lightning.", "lightning_fabric.", "pytorch_lightning.", "lightning_utilities.")
-_LIGHTNING_HOOKS = frozenset({"log_metrics", "log_hyperparams", "log_graph"})
-_HOOK_DEPTH = 6  # add_event <- add_summary <- add_scalar(s) <- [our add_scalars] <- the logger's hook
-_TRAINER_DEPTH = 12  # the hook <- rank_zero_only wrappers, nested hooks <- the Lightning code holding the Trainer
 
 _originals: dict[tuple[type, str], Any] = {}
 _patch_lock = threading.Lock()
@@ -71,7 +65,21 @@ _bridge_run: Run | None = None
 _start_failed = False
 _groups = threading.local()  # .current: (main_tag, iterator over its tags) inside add_scalars
 _groups_used = False  # set once add_scalars has been called: until then the hot path skips the lookup
-_modules = sys.modules
+_event_filters: tuple[EventFilter, ...] = ()  # replaced whole, never changed in place: the hot path reads it unlocked
+
+
+class EventFilter(Protocol):
+    """Decides whether the bridge forwards one event to Tracelet; see :func:`register_event_filter`."""
+
+    def __call__(self, writer: Any, event: Any, caller: FrameType, /) -> bool:
+        """True to forward ``event``, False to keep it out of Tracelet.
+
+        Args:
+            writer: the ``FileWriter`` writing it (``writer.get_logdir()`` is its log directory).
+            event: the ``Event`` protobuf, with at least one summary value.
+            caller: the frame that called ``FileWriter.add_event`` (the SummaryWriter's own code);
+                the frames above it (``caller.f_back``...) say who wrote the event.
+        """
 
 
 class TensorBoardPatch:
@@ -158,6 +166,39 @@ def unpatch_tensorboard() -> None:
         run.finish()
 
 
+def register_event_filter(event_filter: EventFilter) -> None:
+    """Let ``event_filter`` keep events out of Tracelet: the bridge forwards an event only if every
+    registered filter returns True for it (as with :class:`logging.Filter`, True means "pass").
+
+    A filter is called as ``event_filter(writer, event, caller)`` (see :class:`EventFilter`) for every
+    event that holds a summary, on the thread that wrote it, before a run is looked up or started for
+    it, so a dropped event never starts a run either. TensorBoard's own files keep every event.
+    Filters run once per event on the training thread: keep them cheap. An exception in one is
+    reported as a bridge failure (one warning) and the event is not forwarded. Registering the same
+    filter again changes nothing; filters stay registered across :func:`unpatch_tensorboard`.
+
+    Args:
+        event_filter: the filter; remove it with :func:`unregister_event_filter`.
+
+    Example:
+        >>> def no_debug(writer, event, caller):
+        ...     return not event.summary.value[0].tag.startswith("debug/")
+        >>> register_event_filter(no_debug)  # debug/... tags stay in TensorBoard only
+        >>> unregister_event_filter(no_debug)
+    """
+    global _event_filters
+    with _patch_lock:
+        if event_filter not in _event_filters:
+            _event_filters = (*_event_filters, event_filter)
+
+
+def unregister_event_filter(event_filter: EventFilter) -> None:
+    """Remove a filter given to :func:`register_event_filter`; nothing happens if it is not registered."""
+    global _event_filters
+    with _patch_lock:
+        _event_filters = tuple(f for f in _event_filters if f != event_filter)
+
+
 # -- the wrappers (hot path: on the training thread, once per event) ----------------------------
 
 
@@ -205,8 +246,11 @@ def _forward(writer: Any, event: Any) -> None:
     count = len(values)
     if not count:  # file version, graph, session log: no summary
         return
-    if (_FABRIC_TB in _modules or _FABRIC_TB_STANDALONE in _modules) and _written_for_tracelet_trainer():
-        return
+    if _event_filters:
+        caller = sys._getframe(2)  # 0: here, 1: the add_event wrapper, 2: what called FileWriter.add_event
+        for event_filter in _event_filters:
+            if not event_filter(writer, event, caller):
+                return
     run = get_active_run() or _start_run(writer)
     if run is None:
         return
@@ -223,7 +267,7 @@ def _forward(writer: Any, event: Any) -> None:
         if value.HasField("simple_value"):
             metrics[_group_key(value.tag) if _groups_used else value.tag] = value.simple_value
         else:
-            SummaryReplay(run).value(value, step, wall_time)
+            SummaryReplay.into_run(run).value(value, step, wall_time)
     if metrics:
         run.log_metrics(metrics, step=step, timestamp=wall_time)
 
@@ -256,57 +300,6 @@ def _start_run(writer: Any) -> Run | None:
         run.set_tags({"tensorboard.logdir": str(logdir.resolve())})
         _bridge_run = run
         return run
-
-
-# -- Lightning: skip what TensorBoardLogger writes for a Trainer that also has a TraceletLogger --
-
-
-def _written_for_tracelet_trainer() -> bool:
-    """Whether Lightning's TensorBoardLogger is writing, for Lightning, in a Trainer that Tracelet tracks itself."""
-    frame: FrameType | None = sys._getframe(3)  # the caller of FileWriter.add_event
-    for _ in range(_HOOK_DEPTH):
-        if frame is None:
-            return False
-        if frame.f_code.co_name in _LIGHTNING_HOOKS and _in_lightning(frame):
-            return _trainer_has_tracelet(frame.f_back, frame.f_locals.get("self"))
-        frame = frame.f_back
-    return False
-
-
-def _trainer_has_tracelet(frame: FrameType | None, tensorboard_logger: Any) -> bool:
-    # Walk up through Lightning's own frames only: reaching user code first means the user called
-    # the logger directly, and no Tracelet logger has seen those values.
-    for _ in range(_TRAINER_DEPTH):
-        if frame is None or not _in_lightning(frame):
-            return False
-        trainer = _trainer_in(frame.f_locals)
-        if trainer is not None and any(logger is tensorboard_logger for logger in trainer.loggers):
-            integrations = [*trainer.loggers, *(_attribute(trainer, "callbacks") or ())]
-            return any(type(obj).__module__.startswith("tracelet_lightning") for obj in integrations)
-        frame = frame.f_back
-    return False
-
-
-def _in_lightning(frame: FrameType) -> bool:
-    return str(frame.f_globals.get("__name__", "")).startswith(_LIGHTNING_PACKAGES)
-
-
-def _trainer_in(local_vars: dict[str, Any]) -> Any:
-    """The Trainer a frame holds as ``trainer``, ``self`` or ``self.trainer``, or None."""
-    for holder in (local_vars.get("trainer"), local_vars.get("self")):
-        for candidate in (holder, _attribute(holder, "trainer")):
-            if isinstance(_attribute(candidate, "loggers"), list):
-                return candidate
-    return None
-
-
-def _attribute(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    try:
-        return getattr(obj, name, None)
-    except Exception:  # e.g. LightningModule.trainer raises when the module is not attached
-        return None
 
 
 def _writer_modules() -> list[ModuleType]:

@@ -1,26 +1,29 @@
 """Import existing TensorBoard logs into the trackers: the migration path behind ``tracelet import-tensorboard``.
 
-Every directory under LOGDIR that holds event files is one TensorBoard run, as TensorBoard itself
-shows them (``add_scalars`` and ``add_hparams`` write theirs into subdirectories, which therefore
-come in as runs of their own). Each becomes one Tracelet run named after its path relative to
-LOGDIR, replayed with the same mapping as the live bridge
-(:mod:`tracelet_core.tensorboard_summaries`) and finished before the next one starts.
+A thin layer over the TensorBoard reader (:mod:`tracelet_core.trackers.tensorboard.reader`, which
+``tracelet migrate --from tensorboard:LOGDIR`` uses too): every TensorBoard run it finds under LOGDIR
+becomes one Tracelet run, named after its path relative to LOGDIR, replayed with the same mapping as
+the live bridge (:mod:`tracelet_core.tensorboard_summaries`) and finished before the next one starts.
+Unlike ``migrate``, whose runs carry scalars, params and files only, the runs are Tracelet runs: they
+carry images, histograms and texts as well, and what a tracker does not take stays in the journal
+for ``tracelet sync``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from tracelet_core.errors import TraceletError
 from tracelet_core.run import Run
-from tracelet_core.settings import load_settings
+from tracelet_core.settings import TraceletSettings, load_settings
 from tracelet_core.tensorboard_summaries import SummaryReplay
+from tracelet_core.trackers.store import SourceRun
+from tracelet_core.trackers.tensorboard.reader import TensorBoardReader, event_directories, require_tensorboard
 
 __all__ = ["ImportedRun", "find_tensorboard_runs", "import_logdir"]
+
+_COUNTED = ("scalars", "histograms", "images", "texts", "params", "artifacts")
 
 
 @dataclass(frozen=True)
@@ -57,15 +60,7 @@ def find_tensorboard_runs(logdir: str | Path) -> list[Path]:
     Raises:
         FileNotFoundError: ``logdir`` is not a directory.
     """
-    root = Path(logdir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"import-tensorboard needs a directory of TensorBoard logs; {str(root)!r} is not one")
-    found = {
-        Path(directory)
-        for directory, _, files in os.walk(root)
-        if any("tfevents" in name for name in files)  # TensorBoard's own test for an event file
-    }
-    return sorted(found)
+    return event_directories(_logdir(logdir))
 
 
 def import_logdir(
@@ -95,84 +90,54 @@ def import_logdir(
     Raises:
         FileNotFoundError: ``logdir`` is not a directory.
         ConfigurationError: a setting is invalid.
-        TraceletError: the ``tensorboard`` package (which reads event files) is not installed.
+        BackendUnavailableError: the ``tensorboard`` package (which reads event files) is not installed.
 
     Example:
         >>> import tempfile
         >>> import_logdir(tempfile.mkdtemp(), backends=[])  # a directory without event files
         []
     """
-    try:
-        from tensorboard.backend.event_processing import event_accumulator
-    except ImportError:
-        raise TraceletError(
-            'Reading TensorBoard logs needs the tensorboard package: pip install "tracelet-lightning[tensorboard]"'
-        ) from None
-    root = Path(logdir)
-    directories = find_tensorboard_runs(root)
-    base = load_settings(
+    require_tensorboard()
+    root = _logdir(logdir)
+    reader = TensorBoardReader(str(root))
+    runs = reader.list_runs()
+    settings = load_settings(
         experiment=experiment, backends=backends, delivery="thread", system_metrics=False, git=False, environment=False
     )
-    total = len(directories)
     if progress is not None:
-        progress(0, total)
+        progress(0, len(runs))
     imported = []
-    for done, directory in enumerate(directories, start=1):
-        relative = directory.relative_to(root).as_posix()
-        name = root.resolve().name if relative == "." else relative
-        accumulator = event_accumulator.EventAccumulator(
-            str(directory), size_guidance=dict.fromkeys(event_accumulator.DEFAULT_SIZE_GUIDANCE, 0)
-        )
-        accumulator.Reload()
-        run = Run(load_settings(base, run_name=name)).start()
-        run.set_tags({"tensorboard.imported_from": str(directory.resolve())})
-        replay = SummaryReplay(run)
-        try:
-            _replay(accumulator, replay)
-        except BaseException:
-            run.finish("FAILED")
-            raise
-        report = run.finish()
-        imported.append(
-            ImportedRun(
-                name=name,
-                run_id=run.id,
-                source=str(directory),
-                backend_run_ids={b.name: b.native_id for b in report.backends if b.native_id},
-                complete=report.complete,
-                **{kind: replay.counts[kind] for kind in ("scalars", "histograms", "images", "texts", "params")},
-                artifacts=replay.counts["artifacts"],
-            )
-        )
+    for done, source in enumerate(runs, start=1):
+        imported.append(_import_run(reader, source, root, settings))
         if progress is not None:
-            progress(done, total)
+            progress(done, len(runs))
     return imported
 
 
-def _replay(accumulator: Any, replay: SummaryReplay) -> None:
-    """Everything one run's accumulator holds, kind by kind, each tag in step order."""
-    tags = accumulator.Tags()
+def _logdir(logdir: str | Path) -> Path:
+    root = Path(logdir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"import-tensorboard needs a directory of TensorBoard logs; {str(root)!r} is not one")
+    return root
+
+
+def _import_run(reader: TensorBoardReader, source: SourceRun, root: Path, settings: TraceletSettings) -> ImportedRun:
+    """One TensorBoard run replayed into a new Tracelet run, finished before this returns."""
+    directory = reader.directory(source)
+    run = Run(load_settings(settings, run_name=source.name)).start()
+    run.set_tags({"tensorboard.imported_from": str(directory)})
+    replay = SummaryReplay.into_run(run)
     try:
-        hparams = accumulator.PluginTagToContent("hparams")
-    except KeyError:  # no add_hparams in this run
-        hparams = {}
-    for content in hparams.values():
-        replay.params(content)
-    for tag in tags["scalars"]:
-        for scalar in accumulator.Scalars(tag):
-            replay.scalar(tag, scalar.value, scalar.step, scalar.wall_time)
-    for tag in tags["histograms"]:
-        for histogram in accumulator.Histograms(tag):
-            replay.histogram(tag, histogram.histogram_value, histogram.step, histogram.wall_time)
-    for tag in tags["images"]:
-        for image in accumulator.Images(tag):
-            replay.image(tag, image.encoded_image_string, image.step, image.wall_time)
-    for tag in tags["audio"]:
-        for audio in accumulator.Audio(tag):
-            replay.audio(tag, audio.encoded_audio_string, audio.step)
-    for tag in tags["tensors"]:
-        plugin = accumulator.SummaryMetadata(tag).plugin_data
-        if plugin.plugin_name == "hparams":  # sent above, from the plugin data
-            continue
-        for tensor in accumulator.Tensors(tag):
-            replay.tensor(tag, plugin.plugin_name, plugin.content, tensor.tensor_proto, tensor.step, tensor.wall_time)
+        reader.replay(source, replay)
+    except BaseException:
+        run.finish("FAILED")
+        raise
+    report = run.finish()
+    return ImportedRun(
+        name=source.name or source.native_id,
+        run_id=run.id,
+        source=str(root / directory.relative_to(reader.root)),
+        backend_run_ids={b.name: b.native_id for b in report.backends if b.native_id},
+        complete=report.complete,
+        **{kind: replay.counts[kind] for kind in _COUNTED},
+    )

@@ -1,8 +1,10 @@
 """What each kind of TensorBoard summary becomes in a Tracelet run.
 
 Shared by the live bridge (:mod:`tracelet_core.tensorboard`, one call per summary value that is not a
-plain scalar) and by the importer (:mod:`tracelet_core.tensorboard_import`, one call per stored
-event). The mapping, for ``torch.utils.tensorboard`` and ``tensorboardX`` alike:
+plain scalar) and by the TensorBoard reader (:mod:`tracelet_core.trackers.tensorboard.reader`, one
+call per stored event), which replays event files into a run (``tracelet import-tensorboard``) or
+into a ``RunRecord`` (``tracelet migrate``). The mapping, for ``torch.utils.tensorboard`` and
+``tensorboardX`` alike:
 
 =====================================  =====================================================================
 TensorBoard                            Tracelet run
@@ -28,8 +30,10 @@ import json
 import re
 import uuid
 from collections import Counter
+from collections.abc import Mapping
+from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tracelet_core.errors import warn_once
 
@@ -38,7 +42,7 @@ if TYPE_CHECKING:
 
     from tracelet_core.run import Run
 
-__all__ = ["SummaryReplay", "histogram_data"]
+__all__ = ["SummaryReplay", "SummaryTarget", "histogram_data"]
 
 TEXT_SUFFIX = "/text_summary"
 _PR_ROWS = ("true_positives", "false_positives", "true_negatives", "false_negatives", "precision", "recall")
@@ -122,30 +126,68 @@ def safe_name(tag: str) -> str:
     return "/".join(parts) or "_"
 
 
+class SummaryTarget(Protocol):
+    """What :class:`SummaryReplay` sends summaries to: a :class:`~tracelet_core.run.Run`, or anything
+    with the same methods (the TensorBoard reader fills a ``RunRecord`` this way)."""
+
+    @property
+    def active(self) -> bool:
+        """Whether it still takes values (files are only written for a target that does)."""
+
+    def log_metric(self, key: str, value: Any, step: int | None = None, timestamp: float | None = None) -> None:
+        """One metric value."""
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Hyperparameters (plain Python values)."""
+
+    def log_histogram(self, key: str, values: Any, step: int | None = None, timestamp: float | None = None) -> None:
+        """A histogram as ``{"bins": edges, "counts": counts}``."""
+
+    def log_image(self, key: str, image: Any, step: int | None = None, timestamp: float | None = None) -> None:
+        """An image as encoded bytes (PNG; GIF for videos)."""
+
+    def log_text(self, key: str, text: str, step: int | None = None, timestamp: float | None = None) -> None:
+        """A piece of text."""
+
+    def log_artifact(self, path: str | PathLike[str], name: str | None = None) -> None:
+        """A file, stored as ``name``."""
+
+
 class SummaryReplay:
-    """Sends TensorBoard summaries of any kind to one run (see the module docstring for the mapping).
+    """Sends TensorBoard summaries of any kind to one target (see the module docstring for the mapping).
 
     Args:
-        run: the run that receives them.
+        target: what receives them: a run (see :meth:`into_run`), or a reader's record.
+        files: the directory where summaries sent as files (audio, PR curves, layouts) are written
+            before they are handed to ``target``; None: those are not sent (and not counted).
 
     Attributes:
         counts: how many values of each kind were sent: ``scalars``, ``histograms``, ``images``,
             ``texts``, ``params``, ``artifacts``.
+        skipped: the summaries not forwarded at all, as ``"tag (kind)"`` (meshes, graphs...; one
+            warning per kind).
 
     Example:
         >>> import tracelet_core, tempfile
         >>> run = tracelet_core.start_logging(backends=[], journal_dir=tempfile.mkdtemp(),
         ...                                   system_metrics=False, git=False, environment=False)
-        >>> replay = SummaryReplay(run)
+        >>> replay = SummaryReplay.into_run(run)
         >>> replay.scalar("loss", 0.5, step=1, wall_time=1.7e9)
         >>> replay.counts["scalars"]
         1
         >>> _ = run.finish()
     """
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
+    def __init__(self, target: SummaryTarget, files: Path | None) -> None:
+        self.target = target
+        self.files = files
         self.counts: Counter[str] = Counter()
+        self.skipped: set[str] = set()
+
+    @classmethod
+    def into_run(cls, run: Run) -> SummaryReplay:
+        """A replay into ``run``, writing its files under the run's directory."""
+        return cls(run, run.run_dir / "tensorboard")
 
     def value(self, value: Any, step: int, wall_time: float) -> None:
         """Send one ``Summary.Value`` as written by a SummaryWriter."""
@@ -166,19 +208,19 @@ class SummaryReplay:
 
     def scalar(self, key: str, value: float, step: int, wall_time: float) -> None:
         """A metric value at ``step``, recorded with TensorBoard's wall time."""
-        self.run.log_metric(key, value, step=step, timestamp=wall_time)
+        self.target.log_metric(key, value, step=step, timestamp=wall_time)
         self.counts["scalars"] += 1
 
     def histogram(self, tag: str, histo: Any, step: int, wall_time: float) -> None:
         """A histogram from TensorBoard's buckets (see :func:`histogram_data`)."""
         data = histogram_data(histo)
         if data is not None:
-            self.run.log_histogram(tag, data, step=step, timestamp=wall_time)
+            self.target.log_histogram(tag, data, step=step, timestamp=wall_time)
             self.counts["histograms"] += 1
 
     def image(self, tag: str, encoded: bytes, step: int, wall_time: float) -> None:
         """An image TensorBoard already encoded (PNG; GIF for videos), passed on without decoding."""
-        self.run.log_image(tag, encoded, step=step, timestamp=wall_time)
+        self.target.log_image(tag, encoded, step=step, timestamp=wall_time)
         self.counts["images"] += 1
 
     def audio(self, tag: str, encoded: bytes, step: int) -> None:
@@ -189,7 +231,7 @@ class SummaryReplay:
         """The hyperparameters of an ``add_hparams`` call, from its hparams plugin data."""
         hparams = _session_hparams(content)
         if hparams:
-            self.run.log_params(hparams)
+            self.target.log_params(hparams)
             self.counts["params"] += len(hparams)
 
     def tensor(self, tag: str, plugin: str, content: bytes, tensor: Any, step: int, wall_time: float) -> None:
@@ -198,7 +240,7 @@ class SummaryReplay:
             self.scalar(tag, float(tensor_array(tensor).reshape(-1)[0]), step, wall_time)
         elif plugin == "text":
             text = "\n".join(s.decode("utf-8", "replace") for s in tensor.string_val)
-            self.run.log_text(tag.removesuffix(TEXT_SUFFIX), text, step=step, timestamp=wall_time)
+            self.target.log_text(tag.removesuffix(TEXT_SUFFIX), text, step=step, timestamp=wall_time)
             self.counts["texts"] += 1
         elif plugin == "hparams":
             self.params(content)
@@ -210,7 +252,7 @@ class SummaryReplay:
             rows = tensor_array(tensor).astype(float).reshape(-1, 3)
             if len(rows):
                 bins = [*rows[:, 0].tolist(), float(rows[-1, 1])]
-                self.run.log_histogram(
+                self.target.log_histogram(
                     tag, {"bins": bins, "counts": rows[:, 2].tolist()}, step=step, timestamp=wall_time
                 )
                 self.counts["histograms"] += 1
@@ -228,17 +270,18 @@ class SummaryReplay:
         self._artifact(f"pr_curves/{safe_name(tag)}/step-{step:09d}.json", json.dumps(payload).encode())
 
     def _artifact(self, name: str, content: bytes) -> None:
-        if not self.run.active:
+        if self.files is None or not self.target.active:
             return
         # A fresh directory per file: the run hard-links what it is given, so a file rewritten in
         # place (a second layout) would change the copy still waiting for delivery.
-        path = self.run.run_dir / "tensorboard" / uuid.uuid4().hex[:12] / Path(name).name
+        path = self.files / uuid.uuid4().hex[:12] / Path(name).name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
-        self.run.log_artifact(path, name=f"tensorboard/{name}")
+        self.target.log_artifact(path, name=f"tensorboard/{name}")
         self.counts["artifacts"] += 1
 
     def _skip(self, kind: str, tag: str) -> None:
+        self.skipped.add(f"{tag} ({kind})")
         warn_once(
             f"tensorboard-skip:{kind}",
             f"TensorBoard {kind} summaries (e.g. {tag!r}) stay in TensorBoard's files; Tracelet does not forward them.",

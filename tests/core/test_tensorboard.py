@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -271,6 +272,46 @@ def test_a_bridge_failure_never_reaches_training(tmp_path: Path, monkeypatch: py
     writer.close()
     assert len(caught) == 1  # once, not once per step
     assert [e.step for e in _accumulator(tmp_path).Scalars("loss")] == [0, 1, 2]
+
+
+def test_an_event_filter_keeps_events_out_of_tracelet_but_not_out_of_tensorboard(
+    mlflow_uri: str, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    def no_debug(writer: Any, event: Any, caller: FrameType) -> bool:
+        seen.append((writer.get_logdir(), caller.f_code.co_name, event.summary.value[0].tag))
+        return not event.summary.value[0].tag.startswith("debug/")
+
+    logdir = str(tmp_path / "tb")
+    bridge.register_event_filter(no_debug)
+    bridge.register_event_filter(no_debug)  # twice = once
+    try:
+        with bridge.patch_tensorboard():
+            writer = torch_tensorboard.SummaryWriter(logdir)
+            writer.add_scalar("debug/first", 1.0, 0)
+            assert tracelet_core.get_active_run() is None  # a dropped event starts no run
+            run = tracelet_core.start_logging("filtered", backends=["mlflow"], delivery="thread")
+            for step in range(3):
+                writer.add_scalar("loss", step, step)
+                writer.add_scalar("debug/grad", step, step)
+            bridge.unregister_event_filter(no_debug)
+            writer.add_scalar("debug/grad", 9, 9)  # no filter any more: forwarded
+            writer.close()
+            run.finish()
+    finally:
+        bridge.unregister_event_filter(no_debug)
+    bridge.unregister_event_filter(no_debug)  # not registered: nothing to do
+
+    assert len(seen) == 7 and {(d, caller) for d, caller, _ in seen} == {(logdir, "add_summary")}
+    client = MlflowClient(mlflow_uri)
+    native = run.backend_run_ids["mlflow"]
+    assert [m.step for m in client.get_metric_history(native, "loss")] == [0, 1, 2]
+    assert [m.step for m in client.get_metric_history(native, "debug/grad")] == [9]
+    assert client.get_metric_history(native, "debug/first") == []
+    events = _accumulator(Path(logdir))
+    assert [e.step for e in events.Scalars("debug/grad")] == [0, 1, 2, 9]
+    assert [e.step for e in events.Scalars("debug/first")] == [0]
 
 
 def _accumulator(logdir: Path) -> Any:
