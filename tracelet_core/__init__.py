@@ -17,16 +17,20 @@ from tracelet_core.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
+    ErrorKind,
     JournalError,
+    PermanentDeliveryError,
+    RunInUseError,
     TraceletError,
     TraceletWarning,
+    TrackerConfigurationError,
 )
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
 from tracelet_core.pipeline.report import BackendReport, DeliveryReport
 from tracelet_core.run import Run
 from tracelet_core.settings import TraceletSettings
 from tracelet_core.tensorboard import TensorBoardPatch, patch_tensorboard, unpatch_tensorboard
-from tracelet_core.trackers import register_backend
+from tracelet_core.trackers import Tracker, register_backend, register_tracker
 from tracelet_core.trackers.base import Backend, Capabilities
 
 __version__ = "0.1.0"
@@ -43,21 +47,27 @@ __all__ = [
     "Collector",
     "ConfigurationError",
     "DeliveryReport",
+    "ErrorKind",
     "JournalError",
     "MediaItem",
     "MetricPoint",
+    "PermanentDeliveryError",
     "Run",
+    "RunInUseError",
     "RunInfo",
     "RunStatus",
     "TensorBoardPatch",
     "TraceletError",
     "TraceletSettings",
     "TraceletWarning",
+    "Tracker",
+    "TrackerConfigurationError",
     "__version__",
     "get_active_run",
     "patch_tensorboard",
     "register_backend",
     "register_collector",
+    "register_tracker",
     "start_logging",
     "stop_logging",
     "unpatch_tensorboard",

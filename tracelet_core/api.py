@@ -1,24 +1,18 @@
-"""The module-level API: ``start_logging``, ``stop_logging``, ``get_active_run``."""
+"""The module-level API: ``start_logging``, ``stop_logging``, ``get_active_run``; and ``start_run`` for
+integrations that resolve the settings themselves (the active run itself is kept in :mod:`tracelet_core.active`)."""
 
 from __future__ import annotations
 
-import sys
-import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from tracelet_core.active import activate, get_active_run
 from tracelet_core.events import RunStatus
 from tracelet_core.pipeline.report import DeliveryReport
 from tracelet_core.run import Run
 from tracelet_core.settings import TraceletSettings, check_keywords, load_settings
 
-__all__ = ["get_active_run", "start_logging", "stop_logging"]
-
-_active: Run | None = None
-_active_lock = threading.Lock()
-_failed = False
-_previous_excepthook = sys.excepthook
+__all__ = ["get_active_run", "start_logging", "start_run", "stop_logging"]
 
 
 def start_logging(
@@ -78,52 +72,49 @@ def start_logging(
         journal_dir=journal_dir,
         **options,
     )
-    return _start_run(resolved, run_id, native_ids)
+    return start_run(resolved, run_id, native_ids)
 
 
-def _start_run(
-    settings: TraceletSettings, run_id: str | None, native_ids: dict[str, str] | None, *, deferred: bool = False
+def start_run(
+    settings: TraceletSettings,
+    run_id: str | None = None,
+    native_ids: dict[str, str] | None = None,
+    *,
+    deferred: bool = False,
 ) -> Run:
-    """Start a run with resolved settings and make it the active one (``deferred``: see :meth:`Run.start`)."""
-    global _active
-    _install_excepthook()
+    """Start a run with already-resolved settings and make it the active one: :func:`start_logging`
+    without reading any argument, variable or ``.env`` again (integrations such as ``TraceletLogger``).
+
+    Args:
+        settings: the run's settings (from :func:`~tracelet_core.settings.load_settings`).
+        run_id: resume the run with this Tracelet id (or start a new run with this id).
+        native_ids: each tracker's run id to continue when the run's journal is not here.
+        deferred: open nothing until the run is first used (see :meth:`Run.start`).
+
+    Returns:
+        The run.
+
+    Raises:
+        RunInUseError: another live process records into ``run_id``.
+        JournalError: the run's journal cannot be created (not with ``deferred``: see :meth:`Run.start`).
+
+    Example:
+        >>> import tempfile
+        >>> from tracelet_core.settings import load_settings
+        >>> settings = load_settings(backends=[], journal_dir=tempfile.mkdtemp(), system_metrics=False,
+        ...                          git=False, environment=False)
+        >>> run = start_run(settings, deferred=True)
+        >>> run.deferred, get_active_run() is run
+        (True, True)
+        >>> run.finish().status
+        'FINISHED'
+    """
     run = Run(settings, run_id=run_id, native_ids=native_ids).start(deferred=deferred)
-    with _active_lock:
-        _active = run
+    activate(run)
     return run
-
-
-def get_active_run() -> Run | None:
-    """The run started last by :func:`start_logging` and not finished yet, or None."""
-    return _active
 
 
 def stop_logging(status: RunStatus = "FINISHED", timeout: float | None = None) -> DeliveryReport | None:
     """Finish the active run (see :meth:`Run.finish`); returns its report, or None if no run is active."""
-    run = _active
+    run = get_active_run()
     return run.finish(status, timeout=timeout) if run is not None else None
-
-
-def _clear_active_run(run: Run) -> None:
-    global _active
-    with _active_lock:
-        if _active is run:
-            _active = None
-
-
-def _uncaught_exception() -> bool:
-    """Whether the program is ending because of an uncaught exception (the run then ends FAILED)."""
-    return _failed
-
-
-def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-    global _failed
-    _failed = not issubclass(exc_type, SystemExit)
-    _previous_excepthook(exc_type, exc, tb)
-
-
-def _install_excepthook() -> None:
-    global _previous_excepthook
-    if sys.excepthook is not _excepthook:
-        _previous_excepthook = sys.excepthook
-        sys.excepthook = _excepthook

@@ -1,21 +1,20 @@
 """``Run``: the experiment handle users and integrations write to.
 
-Every ``log_*`` call appends one tuple to an in-memory queue and returns; a writer thread checks
-and moves the queue into the run's journal, and the delivery process sends the journal to the
-trackers. Nothing a user logs makes these calls raise: an invalid step, timestamp or value is dropped
-alone with one warning per key (see :mod:`tracelet_core.pipeline.writer`), and a journal or tracker
-that fails is reported, never raised into training.
+Every ``log_*`` call appends one item to an in-memory queue and returns (see
+:mod:`tracelet_core.pipeline.queue`); a writer thread checks and moves the queue into the run's
+journal, and the delivery process sends the journal to the trackers (each session's opening and
+end are in :mod:`tracelet_core.pipeline.recording`). Nothing a user logs makes these calls raise: an
+invalid step, timestamp or value is dropped alone with one warning per key (see
+:mod:`tracelet_core.pipeline.writer`), and a journal or tracker that fails is reported, never raised
+into training.
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
-import json
 import logging
 import os
-import re
-import socket
 import sqlite3
 import threading
 import time
@@ -25,51 +24,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import psutil
-
+from tracelet_core.active import clear_active_run, uncaught_exception
 from tracelet_core.errors import JournalError, RunInUseError, TraceletError, warn_once
 from tracelet_core.events import TERMINAL_STATUSES, RunStatus
 from tracelet_core.inputs import artifact_name
-from tracelet_core.locks import ProcessLock, run_in_use, run_lock
 from tracelet_core.normalize import deep_merge, flatten_params, mask_secret_params, to_plain
-from tracelet_core.pipeline.credentials import split_credentials
-from tracelet_core.pipeline.journal import JOURNAL_FILENAME, Journal, make_private_dir
-from tracelet_core.pipeline.queue import EventQueue
+from tracelet_core.pipeline.files import JOURNAL_FILENAME, make_private_dir
+from tracelet_core.pipeline.journal import Journal
+from tracelet_core.pipeline.queue import ARTIFACT, CONFIG, MEDIA, METRICS, PARAMS, TAGS, EventQueue
+from tracelet_core.pipeline.recording import Recording, check_run_free, run_directory
 from tracelet_core.pipeline.report import DeliveryReport, read_report
-from tracelet_core.pipeline.session import DeliverySession, usable_backends
-from tracelet_core.pipeline.writer import JournalWriter
 from tracelet_core.settings import TraceletSettings
-from tracelet_core.trackers import registered_paths
 
 __all__ = ["Run", "check_run_free", "run_directory"]
 
 log = logging.getLogger("tracelet")
-_UNSAFE_PATH = re.compile(r"[^\w.-]+")
 # What a failing journal raises: never passed on to training (finish() reports it instead).
 _STORAGE_ERRORS = (TraceletError, sqlite3.Error, OSError)
-
-
-def run_directory(settings: TraceletSettings, run_id: str) -> Path:
-    """The local directory of a run: ``<journal_dir>/<experiment>/<run id>``, or where that run already is."""
-    root = Path(settings.journal_dir).resolve()
-    existing = next(root.glob(f"*/{run_id}/{JOURNAL_FILENAME}"), None)
-    if existing is not None:
-        return existing.parent
-    return root / (_UNSAFE_PATH.sub("_", settings.experiment).strip("._") or "default") / run_id
-
-
-def check_run_free(run_id: str, run_dir: Path) -> None:
-    """Raise :class:`RunInUseError` if a live process records into the run in ``run_dir``; creates nothing."""
-    if run_in_use(run_dir):
-        raise _in_use(run_id, run_dir)
-
-
-def _in_use(run_id: str, run_dir: Path) -> RunInUseError:
-    return RunInUseError(
-        f"Run {run_id} is being recorded by another live process (it holds {run_dir / 'run.lock'}); two "
-        "processes writing one run would merge their points. Start a new run, or continue this one once that "
-        "process has ended."
-    )
+_now = time.time  # the hot path calls it once per log call: one global lookup instead of two
 
 
 class Run:
@@ -102,9 +74,8 @@ class Run:
         self.journal_path = self.run_dir / JOURNAL_FILENAME
         self.resumed = self.journal_path.exists()
         self.status: str = "RUNNING"
-        self._queue: EventQueue | None = None
-        self._writer: JournalWriter | None = None
-        self._delivery: DeliverySession | None = None
+        self._queue: EventQueue | None = None  # the recording's queue, kept here for the hot path
+        self._recording: Recording | None = None
         self._collectors: Any = None
         self._config: dict[str, Any] = {}
         self._report: DeliveryReport | None = None
@@ -112,7 +83,6 @@ class Run:
         self.backends: list[str] = []
         self._native_ids = dict(native_ids or {})
         self._deferred = False
-        self._lock: ProcessLock | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -136,72 +106,14 @@ class Run:
             check_run_free(self.id, self.run_dir)
             self._deferred = True
             return self
-        make_private_dir(self.run_dir)
-        self._lock = run_lock(self.run_dir)
-        if not self._lock.acquire():
-            raise _in_use(self.id, self.run_dir)
-        try:
-            self._open_journal()
-        except _STORAGE_ERRORS as exc:
-            self._lock.release()
-            raise JournalError(
-                f"Tracelet cannot create the journal of run {self.id} in {self.run_dir} ({type(exc).__name__}: {exc}). "
-                "Free space there, or point TRACELET_JOURNAL_DIR somewhere writable."
-            ) from exc
-        self._queue = EventQueue()
+        recording = Recording.open(self.settings, self.id, self.run_dir, self._native_ids, resumed=self.resumed)
+        self._recording, self._queue, self.backends = recording, recording.queue, recording.backends
         self._deferred = False
-        self._writer = JournalWriter(
-            self._queue, self.journal_path, self.run_dir / "media", self.settings.flush_interval
-        )
-        self._writer.start()
         if self.settings.tags:
             self.set_tags(self.settings.tags)
-        options = {name: self.settings.backend_options(name) for name in self.backends}
-        _, carried = split_credentials(options)
-        self._delivery = DeliverySession(
-            self.run_dir,
-            self.journal_path,
-            self.backends,
-            in_process=self.settings.delivery == "thread",
-            options=options,
-            carried_env=carried,
-        )
-        self._delivery.start()
         self._start_collectors()
         atexit.register(self._finish_at_exit)
         return self
-
-    def _open_journal(self) -> None:
-        """Create (or reopen, on resume) the run's journal and journal the session's start."""
-        self.backends = usable_backends(self.settings)
-        make_private_dir(self.run_dir)
-        now = time.time()
-        stored_options, _ = split_credentials({name: self.settings.backend_options(name) for name in self.backends})
-        with Journal(self.journal_path, create=True) as journal:
-            journal.set_meta(
-                run_id=self.id,
-                experiment=self.experiment,
-                run_name=self.name,
-                backends=sorted(set(journal.meta().get("backends", [])) | set(self.backends)),
-                backend_options=stored_options,
-                backend_paths=registered_paths(self.backends),
-                trainer_pid=os.getpid(),
-                trainer_create_time=psutil.Process().create_time(),
-                trainer_host=socket.gethostname(),
-                give_up_after=self.settings.give_up_after,
-                max_retry_backoff=self.settings.max_retry_backoff,
-                keep_uploaded_files=self.settings.keep_uploaded_files,
-                status="RUNNING",
-                **({} if self.resumed else {"created": now}),
-            )
-            journal.register_backends(self.backends)
-            known = journal.deliveries()
-            for backend, native_id in self._native_ids.items():
-                if backend in known and not known[backend].native_id:
-                    journal.update_delivery(backend, native_id=native_id)  # continue a run whose journal was lost
-            # Journaled before delivery starts, so a delivery worker never mistakes the previous
-            # session's end for the end of this one.
-            journal.append([("start", None, None, json.dumps(self._start_payload(now)), None, now)])
 
     def finish(self, status: RunStatus = "FINISHED", timeout: float | None = None) -> DeliveryReport:
         """End the run: flush, journal the end, and wait (up to ``timeout``) for the trackers.
@@ -223,28 +135,18 @@ class Run:
             raise ValueError(f"status must be one of {', '.join(TERMINAL_STATUSES)}; got {status!r}")
         self._begin()
         with self._finish_lock:
-            if self._report is not None or self._queue is None or self._writer is None:
+            recording = self._recording
+            if self._report is not None or recording is None:
                 return self._report or DeliveryReport(self.id, self.status, str(self.journal_path), 0, ())
             atexit.unregister(self._finish_at_exit)
             if self._collectors is not None:
                 self._collectors.stop()
-            writer = self._writer
-            self._queue.put(("finish", status, time.time()))
-            last_seq = writer.stop()
-            self._queue = None
+            self._queue, self._recording = None, None
             self.status = status
             timeout = self.settings.finish_timeout if timeout is None else timeout
-            assert self._delivery is not None
-            self._report = self._delivery.final_report(self.id, status, writer, last_seq, timeout)
-            writer.relay_notices()
-            if self._delivery is not None:
-                self._delivery.stop()
-            if self._lock is not None:
-                self._lock.release()
+            self._report = recording.end(self.id, status, timeout)
             (log.info if self._report.complete else log.warning)("tracelet: %s", self._report.summary())
-            from tracelet_core.api import _clear_active_run
-
-            _clear_active_run(self)
+            clear_active_run(self)
             return self._report
 
     def __enter__(self) -> Run:
@@ -271,7 +173,7 @@ class Run:
         for key, value in values.items():
             if type(value) is not float and hasattr(value, "detach"):
                 values[key] = value.detach()  # no sync here; converted on the writer thread
-        queue.put(("metrics", values, step, time.time() if timestamp is None else timestamp))
+        queue.put((METRICS, values, step, _now() if timestamp is None else timestamp))
 
     def log_params(self, params: Mapping[str, Any] | Any, *, config: bool = True) -> None:
         """Record hyperparameters: flattened with ``/`` as params, and whole as ``tracelet/config.yaml``.
@@ -292,11 +194,11 @@ class Run:
             raise TypeError(f"log_params needs a mapping, Namespace or dataclass; got {type(params).__name__}")
         plain = mask_secret_params(plain, self.settings.secret_params)
         now = time.time()
-        queue.put(("params", flatten_params(plain), now))
+        queue.put((PARAMS, flatten_params(plain), now))
         if not config:
             return
         self._config = deep_merge(self._config, plain)
-        queue.put(("config", self._config, self.run_dir / "files" / "config.yaml", now))
+        queue.put((CONFIG, self._config, self.run_dir / "files" / "config.yaml", now))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set run tags (values become strings)."""
@@ -304,7 +206,7 @@ class Run:
         if queue is None:
             self._closed_warning()
             return
-        queue.put(("tags", {str(k): str(v) for k, v in tags.items()}, time.time()))
+        queue.put((TAGS, {str(k): str(v) for k, v in tags.items()}, _now()))
 
     def set_tag(self, key: str, value: Any) -> None:
         """Set one run tag."""
@@ -337,7 +239,7 @@ class Run:
             copy_from = None
         except OSError:  # another file system: the writer thread copies it, off the training thread
             copy_from = str(source.resolve())
-        queue.put(("artifact", target_name, str(staged), dict(metadata or {}), time.time(), copy_from))
+        queue.put((ARTIFACT, target_name, str(staged), dict(metadata or {}), _now(), copy_from))
 
     def log_image(self, key: str, image: Any, step: int | None = None, timestamp: float | None = None) -> None:
         """Record an image: a path, PIL image, numpy array / tensor (HW, HWC or CHW), matplotlib figure,
@@ -359,8 +261,9 @@ class Run:
         may kill the process at once (a preemption handler, a checkpoint right before a risky step).
         """
         self._begin()
-        if self._writer is not None and self._queue is not None:
-            self._writer.flush()
+        recording = self._recording
+        if recording is not None and self._queue is not None:
+            recording.writer.flush()
 
     def restart_collectors(self, **overrides: Any) -> None:
         """Restart the periodic collectors with changed settings (``system_metrics``,
@@ -403,9 +306,9 @@ class Run:
         except _STORAGE_ERRORS as exc:
             why = f"the journal could not be read ({type(exc).__name__}: {exc})"
             return DeliveryReport(self.id, self.status, str(self.journal_path), 0, (), problems=(why,))
-        writer = self._writer
-        if writer is None:
+        if self._recording is None:
             return report
+        writer = self._recording.writer
         return dataclasses.replace(report, dropped=report.dropped + writer.dropped, lost=report.lost + writer.lost)
 
     @property
@@ -447,7 +350,7 @@ class Run:
             return
         if hasattr(obj, "detach"):
             obj = obj.detach()
-        queue.put(("media", kind, key, obj, step, time.time() if timestamp is None else timestamp))
+        queue.put((MEDIA, kind, key, obj, step, _now() if timestamp is None else timestamp))
 
     def _closed_warning(self) -> None:
         if self.status not in ("DISABLED", "NOT_RECORDED"):
@@ -455,17 +358,6 @@ class Run:
                 f"closed:{self.id}",
                 f"Run {self.id} has ended ({self.status}); later values are not recorded.",
             )
-
-    def _start_payload(self, now: float) -> dict[str, Any]:
-        return {
-            "run_id": self.id,
-            "experiment": self.experiment,
-            "run_name": self.name,
-            "tags": dict(self.settings.tags),
-            "start_time": now,
-            "run_dir": str(self.run_dir),
-            "resumed": self.resumed,
-        }
 
     def _start_collectors(self) -> None:
         try:
@@ -477,9 +369,7 @@ class Run:
 
     def _finish_at_exit(self) -> None:
         try:
-            from tracelet_core.api import _uncaught_exception
-
-            self.finish("FAILED" if _uncaught_exception() else "FINISHED")
+            self.finish("FAILED" if uncaught_exception() else "FINISHED")
         except Exception as exc:  # at interpreter exit there is no one left to raise to
             log.warning("tracelet: could not finish run %s at exit: %s", self.id, exc)
 

@@ -13,21 +13,19 @@ load in distributed runs, and Tracelet's run id in every checkpoint (see :meth:`
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
 from tracelet_core.errors import warn_once
-from tracelet_core.pipeline.journal import JOURNAL_FILENAME
 from tracelet_core.settings import TraceletSettings, load_settings
 from tracelet_lightning.checkpoints import CALLBACK_STATE_KEY
 from tracelet_lightning.logger import TraceletLogger
 from tracelet_lightning.model_info import batch_size, learning_rates, record_model_summary
+from tracelet_lightning.resume import CheckpointRun, continue_in, warn_not_continued
 
 if TYPE_CHECKING:
     from lightning.pytorch import LightningModule, Trainer
@@ -106,8 +104,8 @@ class TraceletCallback(Callback):
         self.log_model_summary = log_model_summary
         self._logger: TraceletLogger | None = None
         self._added: TraceletLogger | None = None
-        self._restored: dict[str, Any] = {}
-        self._native_ids: dict[str, str] = {}
+        self._restored: CheckpointRun | None = None  # the run of the checkpoint Lightning loaded
+        self._native_ids: dict[str, str] = {}  # the logger's run's tracker ids, once all are known
         self._lr_step = -1
         self._epoch_start: float | None = None
         self._val_start: float | None = None
@@ -159,8 +157,9 @@ class TraceletCallback(Callback):
         """Open the run (continuing the checkpoint's run on resume) and record the model's size."""
         if self._logger is None:
             self._add_logger(trainer)
-        self._restored_run_check(trainer)
-        self._restored = {}
+        if self._restored is not None and self._logger is not None and trainer.is_global_zero:
+            warn_not_continued(self._logger, self._restored)
+        self._restored = None
         if self._distributed(trainer):
             import psutil
 
@@ -175,42 +174,18 @@ class TraceletCallback(Callback):
                 warn_once("model-summary", f"Tracelet could not record the model summary: {exc}")
 
     def _add_logger(self, trainer: Trainer) -> None:
-        run_id = self._restored.get("run_id") or None
-        settings = self._settings if run_id is None else self._resume_settings(str(run_id))
-        logger = TraceletLogger._from_settings(settings, run_id)
-        # When the journal is not here (another machine), the checkpoint's tracker run ids let each
-        # tracker continue its own run instead of starting a second one.
-        logger._native_ids = dict(self._restored.get("backend_run_ids") or {})
+        restored = self._restored
+        if restored is None:
+            logger = TraceletLogger.from_settings(self._settings)
+        else:
+            # When the journal is not here (another machine), the checkpoint's tracker run ids let each
+            # tracker continue its own run instead of starting a second one.
+            settings = restored.settings_for(self._settings)
+            logger = TraceletLogger.from_settings(settings, restored.run_id, restored.backend_run_ids)
         logger.attach_trainer(trainer)
         trainer.loggers = [*trainer.loggers, logger]
         self._logger = self._added = logger
         self._native_ids = {}
-
-    def _resume_settings(self, run_id: str) -> TraceletSettings:
-        """The settings to continue ``run_id``: the journal may live where the checkpoint's run kept it."""
-        journal_dir, experiment = self._resume_location(run_id, self._settings)
-        return load_settings(self._settings, journal_dir=journal_dir, experiment=experiment)
-
-    def _resume_location(self, run_id: str, settings: TraceletSettings) -> tuple[Path, str]:
-        """The journal directory and experiment of the checkpoint's run ``run_id``."""
-        journal_dir = Path(settings.journal_dir).resolve()
-        if next(journal_dir.glob(f"*/{run_id}/{JOURNAL_FILENAME}"), None) is None:
-            stored = self._restored.get("journal_dir")
-            if stored and next(Path(stored).glob(f"*/{run_id}/{JOURNAL_FILENAME}"), None) is not None:
-                journal_dir = Path(stored)
-        return journal_dir, str(self._restored.get("experiment") or settings.experiment)
-
-    def _restored_run_check(self, trainer: Trainer) -> None:
-        stored = self._restored.get("run_id")
-        if not stored or self._logger is None or stored == self._logger.version or not trainer.is_global_zero:
-            return
-        warn_once(
-            f"resume-mismatch:{stored}",
-            f"The checkpoint belongs to Tracelet run {stored}, but the Trainer's TraceletLogger had already "
-            f"started run {self._logger.version} before Lightning loaded it, so this fit is recorded there. "
-            f"To continue run {stored}, create the logger with TraceletLogger(run_id={stored!r}) "
-            "(tracelet_lightning.checkpoint_run_id(path) reads it from a checkpoint).",
-        )
 
     # -- checkpoint state -----------------------------------------------------------------------
 
@@ -220,35 +195,19 @@ class TraceletCallback(Callback):
         logger = self._logger
         if logger is None or getattr(rank_zero_only, "rank", 0) != 0:
             return {}
-        run = logger._run
+        run = logger.run
         if run is not None and len(self._native_ids) < len(run.backends):
             self._native_ids = run.backend_run_ids
-        return {
-            "run_id": logger.version,
-            "experiment": logger.name,
-            "journal_dir": logger.save_dir,
-            "backend_run_ids": dict(self._native_ids),
-        }
+        return CheckpointRun(logger.version, logger.name, logger.save_dir, dict(self._native_ids)).state()
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Remember the checkpoint's run: ``fit`` continues it, in the run this callback opens or in the
         Trainer's ``TraceletLogger`` (whose run Lightning created before loading the checkpoint, but
         which records nothing until training starts)."""
-        self._restored = dict(state_dict)
-        stored, logger = self._restored.get("run_id"), self._logger
-        if not stored or logger is None or logger is self._added or stored == logger.version:
-            return
-        # On every rank, so that the logger's version (and the checkpoint directory) agree across ranks.
-        before = _checkpoint_dir(logger)
-        journal_dir, experiment = self._resume_location(str(stored), logger.settings)
-        if logger._continue_run(str(stored), journal_dir, experiment, self._restored.get("backend_run_ids") or {}):
-            trainer = logger._trainer_ref() if logger._trainer_ref is not None else None
-            for saver in trainer.checkpoint_callbacks if trainer is not None else ():
-                # ModelCheckpoint resolved its default directory from the logger's first run at setup;
-                # it follows the logger to the checkpoint's run (and then finds its own state there).
-                if isinstance(saver, ModelCheckpoint) and saver.dirpath and _same_dir(saver.dirpath, before):
-                    saver.dirpath = _checkpoint_dir(logger)
+        self._restored = CheckpointRun.from_state(state_dict)
+        if self._restored is not None and self._logger is not None and self._logger is not self._added:
+            continue_in(self._logger, self._restored)
 
     # -- learning rate and throughput -----------------------------------------------------------
 
@@ -379,12 +338,3 @@ class TraceletCallback(Callback):
                 metrics[f"{prefix}/memory_used_mb"] = mem_used
             metrics[f"{prefix}/process_rss_mb"] = metrics.get(f"{prefix}/process_rss_mb", 0.0) + rss
         self._logger.experiment.log_metrics(metrics)
-
-
-def _checkpoint_dir(logger: TraceletLogger) -> str:
-    """Where ``ModelCheckpoint`` puts its files by default when ``logger`` is the Trainer's first logger."""
-    return os.path.join(logger.save_dir, str(logger.name), logger.version, "checkpoints")
-
-
-def _same_dir(first: str | os.PathLike[str], second: str) -> bool:
-    return os.path.realpath(first) == os.path.realpath(second)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracelet_core.errors import warn_once
 from tracelet_core.settings import CheckpointPolicy
+from tracelet_lightning.resume import CheckpointRun
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
@@ -245,5 +246,5 @@ def checkpoint_run_id(path: str | os.PathLike[str]) -> str | None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:  # an old (non-zip) checkpoint cannot be memory-mapped
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    run_id = read_tracelet_state(checkpoint).get("run_id")
-    return str(run_id) if run_id else None
+    run = CheckpointRun.from_state(read_tracelet_state(checkpoint))
+    return run.run_id if run is not None else None

@@ -7,8 +7,6 @@ the rest (journal, delivery to the trackers, collectors). Every write is an enqu
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
 import weakref
 from argparse import Namespace
@@ -21,12 +19,13 @@ from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
-from tracelet_core.api import _clear_active_run, _start_run
-from tracelet_core.errors import warn_once
+from tracelet_core.active import clear_active_run
+from tracelet_core.api import start_run
 from tracelet_core.pipeline.report import DeliveryReport
 from tracelet_core.run import Run, check_run_free, run_directory
 from tracelet_core.settings import TraceletSettings, load_settings
 from tracelet_lightning.checkpoints import CheckpointUploader
+from tracelet_lightning.lightning_cli import CLI_HPARAMS, cli_config, move_saved_config, trainer_of
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["TraceletLogger"]
 
 _STATUS = {"success": "FINISHED", "failed": "FAILED", "finished": "KILLED"}
-# Hyperparameters LightningCLI adds for its own bookkeeping; `_instantiator` also tells a CLI run apart.
-_CLI_HPARAMS = ("_instantiator", "_class_path")
 
 
 class TraceletLogger(Logger):
@@ -109,14 +106,25 @@ class TraceletLogger(Logger):
         self._configure(settings, run_id, prefix)
 
     @classmethod
-    def _from_settings(cls, settings: TraceletSettings, run_id: str | None = None) -> TraceletLogger:
-        """A logger for already-validated settings (what ``TraceletCallback`` adds to a Trainer)."""
+    def from_settings(
+        cls, settings: TraceletSettings, run_id: str | None = None, native_ids: Mapping[str, str] | None = None
+    ) -> TraceletLogger:
+        """A logger for already-resolved settings (what ``TraceletCallback`` adds to a Trainer).
+
+        Args:
+            settings: the run's settings (from :func:`tracelet_core.settings.load_settings`).
+            run_id: the Tracelet run to record into (continue); default: a new one.
+            native_ids: each tracker's run id to continue when the run's journal is not here (a
+                checkpoint made on another machine names them).
+        """
         logger = cls.__new__(cls)
         Logger.__init__(logger)
-        logger._configure(settings, run_id, "")
+        logger._configure(settings, run_id, "", native_ids)
         return logger
 
-    def _configure(self, settings: TraceletSettings, run_id: str | None, prefix: str) -> None:
+    def _configure(
+        self, settings: TraceletSettings, run_id: str | None, prefix: str, native_ids: Mapping[str, str] | None = None
+    ) -> None:
         self._settings = settings
         self._run_id = run_id or uuid.uuid4().hex
         self._prefix = prefix
@@ -124,7 +132,7 @@ class TraceletLogger(Logger):
         self._last_epoch: Any = None
         self._last_step: int | None = None
         self._report: DeliveryReport | None = None
-        self._native_ids: dict[str, str] = {}
+        self._native_ids = dict(native_ids or {})
         self._checkpoints = CheckpointUploader(settings.log_checkpoints)
         self._trainer_ref: weakref.ReferenceType[Trainer] | None = None
         self._pending_hparams: dict[str, Any] | None = None
@@ -177,20 +185,39 @@ class TraceletLogger(Logger):
         if self._run is None:
             # Deferred: opened at its first use. Lightning touches `experiment` while setting up, before
             # it loads a checkpoint; TraceletCallback may then switch this logger to the checkpoint's run.
-            self._run = _start_run(self._settings, self._run_id, self._native_ids or None, deferred=True)
+            self._run = start_run(self._settings, self._run_id, self._native_ids or None, deferred=True)
         return self._run
 
-    def _continue_run(self, run_id: str, journal_dir: Path, experiment: str, native_ids: Mapping[str, str]) -> bool:
-        """Record into ``run_id`` (a checkpoint's run) instead, if this logger's run has not been used yet.
+    @property
+    def run(self) -> Run | None:
+        """The run, once :attr:`experiment` has created it; None before that, after ``finalize`` and on
+        ranks other than zero. Unlike ``experiment``, it never creates one."""
+        return self._run
 
-        Returns False, changing nothing, once the current run has recorded anything.
+    @property
+    def trainer(self) -> Trainer | None:
+        """The Trainer given to :meth:`attach_trainer` (held weakly: None once it is gone)."""
+        return self._trainer_ref() if self._trainer_ref is not None else None
+
+    def continue_run(self, run_id: str, journal_dir: Path, experiment: str, native_ids: Mapping[str, str]) -> bool:
+        """Record into ``run_id`` (e.g. the run a checkpoint names) instead, if this logger's own run has
+        recorded nothing yet; its ``version`` and ``log_dir`` then name ``run_id``.
+
+        Args:
+            run_id: the Tracelet run to continue.
+            journal_dir: where its journal is.
+            experiment: its experiment.
+            native_ids: each tracker's run id, for trackers the journal here does not know.
+
+        Returns:
+            True when the logger switched; False, changing nothing, once its run has recorded anything.
         """
         run = self._run
         if run is not None and not run.deferred:
             return False
         base = run.settings if run is not None else self._settings  # with the callback's collector options
         if run is not None:
-            _clear_active_run(run)
+            clear_active_run(run)
         self._settings = load_settings(base, journal_dir=journal_dir, experiment=experiment)
         self._run_id, self._run, self._native_ids = run_id, None, dict(native_ids)
         return True
@@ -206,7 +233,7 @@ class TraceletLogger(Logger):
             params = vars(params)
         if isinstance(params, Mapping):
             from_cli = "_instantiator" in params
-            params = {k: v for k, v in params.items() if k not in _CLI_HPARAMS}
+            params = {k: v for k, v in params.items() if k not in CLI_HPARAMS}
             if from_cli:
                 # LightningCLI: the whole config, which holds these, comes with log_graph right after.
                 if not self._cli_config_logged:
@@ -219,14 +246,15 @@ class TraceletLogger(Logger):
     def log_graph(self, model: Module, input_array: Tensor | None = None) -> None:
         """Called by Lightning once per stage, right after ``log_hyperparams``: records the LightningCLI
         configuration when there is one (no graph is recorded)."""
-        trainer = _trainer_of(model)
+        trainer = trainer_of(model)
         if trainer is not None:
             self.attach_trainer(trainer)
-            if not self._cli_config_logged and (config := _cli_config(trainer)) is not None:
+            if not self._cli_config_logged and (config := cli_config(trainer)) is not None:
                 self.experiment.log_params(config)
                 self._cli_config_logged = True
                 self._pending_hparams = None
-                self._adopt_saved_config(trainer)
+                if trainer.loggers and trainer.loggers[0] is self:
+                    move_saved_config(trainer, Path(self.save_dir), Path(self.log_dir))
         self._flush_pending_hparams()
 
     @override
@@ -258,9 +286,8 @@ class TraceletLogger(Logger):
         in the delivery process); see :mod:`tracelet_lightning.checkpoints` for names and metadata."""
         if self._settings.log_checkpoints == "none":
             return
-        trainer = self._trainer_ref() if self._trainer_ref is not None else None
         epoch = int(self._last_epoch) if self._last_epoch is not None else None
-        self._checkpoints(self.experiment, checkpoint_callback, trainer, (epoch, self._last_step))
+        self._checkpoints(self.experiment, checkpoint_callback, self.trainer, (epoch, self._last_step))
 
     @override
     @rank_zero_only
@@ -312,26 +339,6 @@ class TraceletLogger(Logger):
         if pending:
             self.experiment.log_params(pending)
 
-    def _adopt_saved_config(self, trainer: Trainer) -> None:
-        """Move the file SaveConfigCallback wrote into ``save_dir`` (shared by every run) to ``log_dir``.
-
-        Lightning writes it to ``trainer.log_dir``, which is the first logger's ``save_dir`` for
-        loggers other than TensorBoard and CSV, and refuses to start when it already exists.
-        """
-        if not trainer.loggers or trainer.loggers[0] is not self:
-            return
-        callback = _save_config_callback(trainer)
-        if callback is None or not getattr(callback, "save_to_log_dir", False):
-            return
-        filename = str(getattr(callback, "config_filename", "config.yaml"))
-        source, target = Path(self.save_dir) / filename, Path(self.log_dir) / filename
-        if source.is_file() and source != target:
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
-            except OSError as exc:
-                warn_once("cli-config-move", f"Tracelet could not move {source} into the run directory: {exc}")
-
     # -- pickling for spawn ---------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
@@ -339,38 +346,3 @@ class TraceletLogger(Logger):
         state["_run"] = None  # live threads and handles stay in the process that made them
         state["_trainer_ref"] = None
         return state
-
-
-def _trainer_of(model: Any) -> Trainer | None:
-    """The Trainer a LightningModule is attached to, or None."""
-    try:
-        trainer = model.trainer
-    except (AttributeError, RuntimeError):  # not a LightningModule, or not attached
-        return None
-    from lightning.pytorch import Trainer
-
-    return trainer if isinstance(trainer, Trainer) else None
-
-
-def _save_config_callback(trainer: Trainer) -> Any:
-    # Only a LightningCLI run has one; the CLI module is not imported otherwise (it needs jsonargparse).
-    cli = sys.modules.get("lightning.pytorch.cli")
-    if cli is None:
-        return None
-    callbacks: list[Any] = getattr(trainer, "callbacks", [])
-    return next((cb for cb in callbacks if isinstance(cb, cli.SaveConfigCallback)), None)
-
-
-def _cli_config(trainer: Trainer) -> dict[str, Any] | None:
-    """The resolved LightningCLI configuration of this run, as plain data, or None outside the CLI."""
-    callback = _save_config_callback(trainer)
-    if callback is None:
-        return None
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(callback.parser.dump(callback.config, skip_none=False))
-    except Exception as exc:  # the config is a nice-to-have; never stop training for it
-        warn_once("cli-config", f"Tracelet could not record the LightningCLI configuration: {exc}")
-        return None
-    return loaded if isinstance(loaded, dict) else None

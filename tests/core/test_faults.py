@@ -25,8 +25,8 @@ import tracelet_core
 from tests.support.fault_backends import MISCONFIGURED, POISON, SLOW, MisconfiguredBackend, SlowBackend
 from tests.support.waiting import wait_until
 from tracelet_core.errors import RunInUseError, TraceletWarning
+from tracelet_core.pipeline.delivery_process import supervise
 from tracelet_core.pipeline.journal import Journal
-from tracelet_core.pipeline.sidecar import supervise
 from tracelet_core.testing import MEMORY, InMemoryBackend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,13 +128,13 @@ def test_a_killed_trainer_gets_an_end_time(isolated: Path) -> None:
 
     def ended() -> float | None:
         with Journal(journal_path) as journal:
-            return journal.meta().get("ended")
+            return journal.meta().ended
 
     wait_until(ended, 60, "the delivery process to end the run")
     with Journal(journal_path) as journal:
         meta = journal.meta()
-    assert meta["status"] == "KILLED"
-    assert meta["ended"] >= meta["created"]
+    assert meta.status == "KILLED"
+    assert meta.ended is not None and meta.created is not None and meta.ended >= meta.created
 
 
 # -- what a tracker refuses ---------------------------------------------------------------------

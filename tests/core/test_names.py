@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracelet_core.trackers.mlflow.backend import _INVALID_KEY, MAX_KEY_LENGTH, _path_safe
 from tracelet_core.names import TRUNCATION_MARKER, KeySanitizer, truncate
+from tracelet_core.trackers.mlflow.backend import _INVALID_KEY, MAX_KEY_LENGTH, _path_safe
 
 
 @given(st.lists(st.text(min_size=1, max_size=300), min_size=1, max_size=30))

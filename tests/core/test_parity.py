@@ -20,8 +20,8 @@ from mlflow.tracking import MlflowClient
 
 import tracelet_core
 from tests.support import aim_reader, clearml_reader, wandb_reader
-from tracelet_core.trackers.aim.backend import sequence_of
-from tracelet_core.trackers.clearml.backend import split_metric_key
+from tracelet_core.trackers.aim.mapping import sequence_of
+from tracelet_core.trackers.clearml.mapping import split_metric_key
 
 KEYS = ("train/loss", "val/acc", "lr")
 STEPS = 200

@@ -44,7 +44,7 @@ def test_the_journal_is_the_source_of_truth(isolated: Path) -> None:
     assert report.backends == ()
     with Journal(run.journal_path) as journal:
         metrics = [e for e in journal.read(0) if e.kind == "metric"]
-        assert journal.meta()["status"] == "FINISHED"
+        assert journal.meta().status == "FINISHED"
     assert (metrics[0].step, metrics[0].value) == (3, 0.5)
     assert str(metrics[1].value) == "nan"
     assert metrics[2].value == float("-inf")
@@ -125,11 +125,11 @@ def test_resume_appends_to_the_same_run() -> None:
 
 
 def test_a_deferred_run_opens_nothing_until_its_first_use(isolated: Path) -> None:
-    from tracelet_core.api import _start_run
+    from tracelet_core.api import start_run
     from tracelet_core.settings import load_settings
 
     settings = load_settings(experiment="pipeline", backends=[MEMORY], delivery="thread")
-    run = _start_run(settings, None, None, deferred=True)
+    run = start_run(settings, deferred=True)
     assert run.deferred and run.active
     assert not run.run_dir.exists() and f"memory-{run.id}" not in InMemoryBackend.runs
 
@@ -140,10 +140,10 @@ def test_a_deferred_run_opens_nothing_until_its_first_use(isolated: Path) -> Non
 
 
 def test_a_deferred_run_that_was_never_used_still_ends_in_the_tracker(isolated: Path) -> None:
-    from tracelet_core.api import _start_run
+    from tracelet_core.api import start_run
     from tracelet_core.settings import load_settings
 
-    run = _start_run(load_settings(backends=[MEMORY], delivery="thread"), None, None, deferred=True)
+    run = start_run(load_settings(backends=[MEMORY], delivery="thread"), deferred=True)
     run.restart_collectors(system_metrics=False)  # only changes the settings it will start with
     assert run.deferred and run.settings.system_metrics is False
     assert run.finish().complete

@@ -107,7 +107,7 @@ def test_logger_identity_and_pickling(isolated: Path) -> None:
     assert Path(logger.log_dir).parent.parent == isolated / ".tracelet"
     _ = logger.experiment
     clone = pickle.loads(pickle.dumps(logger))
-    assert clone.version == logger.version and clone._run is None
+    assert clone.version == logger.version and clone.run is None
     logger.finalize("success")
 
 

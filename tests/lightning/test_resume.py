@@ -116,7 +116,7 @@ def _second_fit_with_a_new_logger(tmp_path: Path, logger: TraceletLogger) -> str
     fit([TraceletCallback(), saver], TraceletLogger(backends=["mlflow"], delivery="thread"), epochs=1)
     old_id = checkpoint_run_id(saver.last_model_path)
     assert old_id is not None
-    switchable = logger._run is None or logger._run.deferred
+    switchable = logger.run is None or logger.run.deferred
     if switchable:
         context: Any = warnings.catch_warnings()
     else:

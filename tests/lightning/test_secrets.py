@@ -17,6 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+import tracelet_core
 from tests.lightning.tiny import TinyModel, loader, make_trainer
 from tests.support.mlflow_server import MlflowServer
 from tracelet_core.cli import app
@@ -48,7 +49,7 @@ def _git_repository(path: Path) -> None:
 
 @pytest.mark.server
 def test_no_planted_secret_reaches_any_file_or_the_cli(
-    all_trackers: dict[str, Path], isolated: Path, monkeypatch: pytest.MonkeyPatch
+    all_trackers: dict[str, Path], isolated: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     server = MlflowServer(isolated / "mlflow-server").start()
     try:
@@ -82,6 +83,12 @@ def test_no_planted_secret_reaches_any_file_or_the_cli(
         assert params["hf_token"] == "***"
         assert params["pad_token_id"] == "0" and params["max_new_tokens"] == "32" and params["database/host"] == "db"
 
+        # Delivered from a thread of this process too: nothing printed carries the password either.
+        run = tracelet_core.start_logging("secrets-thread", backends=["mlflow"], delivery="thread")
+        run.log_metric("x", 1.0, step=0)
+        assert run.finish(timeout=60).complete
+        printed = capfd.readouterr()
+
         runner = CliRunner()
         commands = [["runs", "--json"], ["show", logger.version, "--json"], ["show", logger.version], ["doctor"]]
         outputs = [runner.invoke(app, command).output for command in commands]
@@ -96,7 +103,7 @@ def test_no_planted_secret_reaches_any_file_or_the_cli(
         if path.is_file() and not path.is_symlink():
             data = path.read_bytes()
             leaks += [f"{name} in {path.relative_to(isolated)}" for name, s in SECRETS.items() if s.encode() in data]
-    for output in outputs:
+    for output in [*outputs, printed.out, printed.err]:
         leaks += [f"{name} in CLI output" for name, s in SECRETS.items() if s in output]
     assert not leaks, "\n".join(leaks)
     # The files that must exist were searched (not an empty directory by mistake).

@@ -33,22 +33,29 @@ from pathlib import Path
 from typing import Any
 
 from tracelet_core.errors import BackendUnavailableError, ConfigurationError, ErrorKind, warn_once
-from tracelet_core.events import ArtifactRef, MediaItem, RunInfo
+from tracelet_core.events import ArtifactRef, MediaItem
 from tracelet_core.locks import delivery_lock
+from tracelet_core.pipeline.contract import (
+    ArtifactPayload,
+    DeliveryState,
+    EventKind,
+    JournalEvent,
+    MediaPayload,
+    SessionStart,
+)
 from tracelet_core.pipeline.credentials import restore_credentials, strip_credentials
-from tracelet_core.pipeline.journal import Journal, JournalEvent, file_identity
-from tracelet_core.pipeline.units import DeliveryUnit, halves, to_batch, units, worth_waiting
+from tracelet_core.pipeline.files import file_identity, release_staged_file
+from tracelet_core.pipeline.journal import Journal
+from tracelet_core.pipeline.units import BATCH, DeliveryUnit, halves, to_batch, units, worth_waiting
 from tracelet_core.trackers import load_backend_class
 from tracelet_core.trackers.base import Backend, classify_common_error
 
-__all__ = ["STOPPED_STATES", "BackendWorker", "DeliveryService", "delivery_lock"]
+__all__ = ["BackendWorker", "DeliveryService", "delivery_lock"]
 
 log = logging.getLogger("tracelet.delivery")
 
 READ_LIMIT = 5_000
 POLL_INTERVAL = 0.05
-# Delivery states in which a backend's worker has stopped for good (until `tracelet sync` tries again).
-STOPPED_STATES = ("unavailable", "misconfigured", "gave_up")
 
 
 def _backoff(failures: int, cap: float) -> float:
@@ -119,14 +126,14 @@ class BackendWorker(threading.Thread):
                     failures += 1
                     backoff = _backoff(failures, self._max_backoff)
                     log.exception("%s: delivery interrupted (next attempt in %.1fs)", self.backend_name, backoff)
-                    self._record_quietly(state="retrying", error=_reason(exc), failures=failures)
+                    self._record_quietly(DeliveryState.RETRYING, _reason(exc), failures)
                     self._give_up.wait(backoff)
         finally:
             self.done.set()
 
     def _deliver_all(self, journal: Journal) -> None:
         state = journal.deliveries()[self.backend_name]
-        if state.state in ("unavailable", "misconfigured"):
+        if state.state in (DeliveryState.UNAVAILABLE, DeliveryState.MISCONFIGURED):
             return
         acked = state.acked_seq
         self._tracker_id = self._tracker_id or state.native_id
@@ -137,13 +144,13 @@ class BackendWorker(threading.Thread):
             backend_cls.check_available()
         except (BackendUnavailableError, ConfigurationError) as exc:
             log.error("%s: %s", self.backend_name, exc)
-            journal.update_delivery(self.backend_name, state="unavailable", error=str(exc))
+            journal.update_delivery(self.backend_name, state=DeliveryState.UNAVAILABLE, error=str(exc))
             return
         waiting_since: float | None = None
         while not self._give_up.is_set():
             events = journal.read(acked, READ_LIMIT)
             if not events:
-                if self._backend is None and acked and journal.last_event("finish") is not None:
+                if self._backend is None and acked and journal.last_event(EventKind.FINISH) is not None:
                     return  # the last session ended and is fully delivered
                 if file_identity(self._journal_path) != identity:
                     raise _JournalReplaced
@@ -159,9 +166,9 @@ class BackendWorker(threading.Thread):
                 if not self._deliver_unit(journal, unit, backend_cls):
                     return
                 acked = unit.last_seq
-                if unit.kind == "artifact" and not self._keep_files:
+                if unit.kind == EventKind.ARTIFACT and not self._keep_files:
                     self._release_file(journal, unit)
-            if self._backend is None and acked == journal.last_seq() and journal.last_event("finish") is not None:
+            if self._backend is None and acked == journal.last_seq() and journal.last_event(EventKind.FINISH):
                 return
 
     def _deliver_unit(self, journal: Journal, unit: DeliveryUnit, backend_cls: type[Backend]) -> bool:
@@ -172,7 +179,7 @@ class BackendWorker(threading.Thread):
                 self._deliver(unit, backend_cls)
             except BackendUnavailableError as exc:
                 log.error("%s: %s", self.backend_name, exc)
-                journal.update_delivery(self.backend_name, state="unavailable", error=str(exc))
+                journal.update_delivery(self.backend_name, state=DeliveryState.UNAVAILABLE, error=str(exc))
                 return False
             except Exception as exc:
                 kind = self._classify(exc, unit.kind)
@@ -180,22 +187,34 @@ class BackendWorker(threading.Thread):
                     failures += 1
                     self._retry_later(journal, unit, exc, failures)
                     continue
-                if kind is ErrorKind.CONFIGURATION or unit.kind == "start":
+                if kind is ErrorKind.CONFIGURATION or unit.kind == EventKind.START:
                     self._stop_misconfigured(journal, exc)
                     return False
-                if unit.kind == "batch" and len(unit.events) > 1:
+                if unit.kind == BATCH and len(unit.events) > 1:
                     return all(self._deliver_unit(journal, half, backend_cls) for half in halves(unit))
                 self._reject(journal, unit, exc)
                 return True
-            fields: dict[str, Any] = {"acked_seq": unit.last_seq, "error": None, "failures": 0}
-            fields["state"] = "closed" if unit.kind == "finish" else "open"
-            if self._tracker_id != self._recorded_id and self._backend is not None:
-                fields.update(native_id=self._tracker_id, location=self._location())
-            journal.update_delivery(self.backend_name, **fields)
-            self._recorded_id = fields.get("native_id", self._recorded_id)
+            self._acknowledge(journal, unit)
             return True
-        journal.update_delivery(self.backend_name, state="gave_up")
+        journal.update_delivery(self.backend_name, state=DeliveryState.GAVE_UP)
         return False
+
+    def _acknowledge(self, journal: Journal, unit: DeliveryUnit) -> None:
+        """Record ``unit`` as delivered, with the tracker's run id the first time it is known."""
+        state = DeliveryState.CLOSED if unit.kind == EventKind.FINISH else DeliveryState.OPEN
+        if self._tracker_id == self._recorded_id or self._backend is None:
+            journal.update_delivery(self.backend_name, acked_seq=unit.last_seq, state=state, error=None, failures=0)
+            return
+        journal.update_delivery(
+            self.backend_name,
+            acked_seq=unit.last_seq,
+            state=state,
+            error=None,
+            failures=0,
+            native_id=self._tracker_id,
+            location=self._location(),
+        )
+        self._recorded_id = self._tracker_id
 
     def _classify(self, exc: Exception, during: str) -> ErrorKind:
         backend = self._backend or self._opening
@@ -209,13 +228,13 @@ class BackendWorker(threading.Thread):
         backoff = _backoff(failures, self._max_backoff)
         reason = _reason(exc)
         log.warning("%s: delivery failed (attempt %d, next in %.1fs): %s", self.backend_name, failures, backoff, reason)
-        if unit.kind == "start" and failures == 1:
+        if unit.kind == EventKind.START and failures == 1:
             warn_once(
                 f"unreachable:{self.backend_name}",
                 f"{self.backend_name} cannot be reached yet ({reason}); Tracelet keeps retrying in the background, "
                 "and every event waits in the run's journal meanwhile.",
             )
-        journal.update_delivery(self.backend_name, state="retrying", error=reason, failures=failures)
+        journal.update_delivery(self.backend_name, state=DeliveryState.RETRYING, error=reason, failures=failures)
         self._give_up.wait(backoff)
 
     def _stop_misconfigured(self, journal: Journal, exc: Exception) -> None:
@@ -226,7 +245,7 @@ class BackendWorker(threading.Thread):
             f"{self.backend_name} cannot be used as configured ({reason}). Nothing more is sent to it in this run; "
             "every event stays in the run's journal: fix the setting, then run `tracelet sync`.",
         )
-        journal.update_delivery(self.backend_name, state="misconfigured", error=reason)
+        journal.update_delivery(self.backend_name, state=DeliveryState.MISCONFIGURED, error=reason)
 
     def _reject(self, journal: Journal, unit: DeliveryUnit, exc: Exception) -> None:
         """Set the unit's events aside for good and move past them."""
@@ -240,14 +259,14 @@ class BackendWorker(threading.Thread):
             f"{self.backend_name} refused the {event.kind} {event.key!r} for good ({reason}); it stays in the run's "
             "journal (`tracelet show` lists what was refused) and delivery goes on with the rest.",
         )
-        if unit.kind == "finish":
+        if unit.kind == EventKind.FINISH:
             self._backend = None
         journal.reject(self.backend_name, [e.seq for e in unit.events], reason, acked_seq=unit.last_seq)
 
-    def _record_quietly(self, **fields: Any) -> None:
+    def _record_quietly(self, state: DeliveryState, error: str, failures: int) -> None:
         try:
             with Journal(self._journal_path) as journal:
-                journal.update_delivery(self.backend_name, **fields)
+                journal.update_delivery(self.backend_name, state=state, error=error, failures=failures)
         except Exception as exc:  # the journal is what failed; the delivery log has the story
             log.debug("%s: could not record the delivery state: %s", self.backend_name, exc)
 
@@ -257,7 +276,7 @@ class BackendWorker(threading.Thread):
 
     def _deliver(self, unit: DeliveryUnit, backend_cls: type[Backend]) -> None:
         event = unit.events[0]
-        if unit.kind == "start":
+        if unit.kind == EventKind.START:
             if self._backend is None or self._open_for != event.seq:
                 self._open(event, backend_cls)
             return
@@ -265,36 +284,27 @@ class BackendWorker(threading.Thread):
             # Delivery resumes mid-session (a restarted delivery process, `tracelet sync`):
             # re-open the native run from the session's start event.
             with Journal(self._journal_path) as journal:
-                start = journal.last_event("start", before=event.seq)
+                start = journal.last_event(EventKind.START, before=event.seq)
             if start is None:
                 raise RuntimeError("the journal has events before the run's start event")
             self._open(start, backend_cls)
         backend = self._backend
         assert backend is not None
-        if unit.kind == "batch":
-            backend.write(to_batch(unit.events))
-        elif unit.kind == "artifact":
-            payload = event.payload()
-            if not Path(payload["path"]).is_file():  # retrying cannot bring it back
+        if unit.kind == BATCH:
+            backend.deliver_batch(to_batch(unit.events))
+        elif unit.kind == EventKind.ARTIFACT:
+            artifact = ArtifactPayload.of(event)
+            if not Path(artifact.path).is_file():  # retrying cannot bring it back
                 warn_once(
-                    f"artifact-gone:{payload['path']}",
-                    f"The file for artifact {event.key!r} is gone ({payload['path']}); it is not uploaded.",
+                    f"artifact-gone:{artifact.path}",
+                    f"The file for artifact {event.key!r} is gone ({artifact.path}); it is not uploaded.",
                 )
                 return
-            backend.log_artifact(ArtifactRef(payload["path"], event.key or "", payload.get("metadata") or {}))
-        elif unit.kind == "media":
-            payload = event.payload()
-            backend.log_media(
-                MediaItem(
-                    payload["kind"],
-                    event.key or "",
-                    event.step,
-                    event.ts,
-                    payload.get("path"),
-                    payload["data"],
-                )
-            )
-        elif unit.kind == "finish":
+            backend.deliver_artifact(ArtifactRef(artifact.path, event.key or "", artifact.metadata))
+        elif unit.kind == EventKind.MEDIA:
+            media = MediaPayload.of(event)
+            backend.deliver_media(MediaItem(media.kind, event.key or "", event.step, event.ts, media.path, media.data))
+        elif unit.kind == EventKind.FINISH:
             backend.close(event.text or "FINISHED")  # type: ignore[arg-type]
             self._backend = None
         else:
@@ -307,16 +317,8 @@ class BackendWorker(threading.Thread):
         has not taken the file yet (slow, unreachable, SDK missing) keeps it on disk.
         """
         states = journal.deliveries()
-        if not states or any(state.acked_seq < unit.last_seq for state in states.values()):
-            return
-        path = Path(unit.events[0].payload()["path"])
-        if path.parent.parent != self._journal_path.parent / "files":
-            return
-        try:
-            path.unlink(missing_ok=True)
-            path.parent.rmdir()
-        except OSError as exc:  # another backend's worker got there first, or the directory is not empty
-            log.debug("%s: kept %s: %s", self.backend_name, path, exc)
+        if states and all(state.acked_seq >= unit.last_seq for state in states.values()):
+            release_staged_file(self._journal_path.parent, Path(ArtifactPayload.of(unit.events[0]).path))
 
     def _open(self, event: JournalEvent, backend_cls: type[Backend]) -> None:
         """Open (or re-open) the native run of the session that ``event`` starts.
@@ -324,15 +326,7 @@ class BackendWorker(threading.Thread):
         The native id is kept in memory as soon as the tracker returns it, so a retry after a failure
         to record it (or after a later failure) continues that run instead of creating a second one.
         """
-        info = event.payload()
-        run = RunInfo(
-            run_id=info["run_id"],
-            experiment=info["experiment"],
-            run_name=info.get("run_name"),
-            tags=dict(info.get("tags") or {}),
-            start_time=float(info.get("start_time") or event.ts),
-            run_dir=info["run_dir"],
-        )
+        run = SessionStart.of(event).run_info()
         self._backend = None
         # A retry of a failed open goes to the same instance: it may hold what the tracker already made.
         backend = self._opening = self._opening or backend_cls(self._options)
@@ -362,13 +356,11 @@ class DeliveryService:
         self.journal_path = Path(journal_path)
         with Journal(self.journal_path) as journal:
             meta = journal.meta()
-            self.backends = list(backends if backends is not None else meta.get("backends", []))
+            self.backends = list(backends if backends is not None else meta.backends)
             journal.register_backends(self.backends)
-        all_options = restore_credentials(meta.get("backend_options") or {}) | dict(options or {})
+        all_options = restore_credentials(meta.backend_options) | dict(options or {})
         self.give_up_event = threading.Event()
-        backoff = max_backoff if max_backoff is not None else float(meta.get("max_retry_backoff", 30.0))
-        paths = dict(meta.get("backend_paths") or {})
-        keep = bool(meta.get("keep_uploaded_files", True))  # a journal from before the setting: keep
+        backoff = max_backoff if max_backoff is not None else meta.max_retry_backoff
         self.workers = [
             BackendWorker(
                 name,
@@ -376,8 +368,8 @@ class DeliveryService:
                 dict(all_options.get(name, {})),
                 self.give_up_event,
                 backoff,
-                paths.get(name),
-                keep,
+                meta.backend_paths.get(name),
+                meta.keep_uploaded_files,
             )
             for name in self.backends
         ]

@@ -7,26 +7,37 @@ of one flush interval, and a killed delivery process resumes from its acknowledg
 
 Each thread opens its own :class:`Journal`: SQLite connections are not shared between threads.
 
-A journal is private to its user (files 0600, in directories 0700: a run's params and tags are
-nobody else's business). Events a tracker can never take are set aside per backend as *rejected*
-(a dead letter, with the reason), so one bad event never holds back the ones behind it.
+A journal is private to its user (see :mod:`.files`). Events a tracker can never take are set aside
+per backend as *rejected* (a dead letter, with the reason), so one bad event never holds back the
+ones behind it. What each table holds is typed in :mod:`.contract`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tracelet_core.errors import JournalError
+from tracelet_core.pipeline.contract import (
+    BackendDelivery,
+    DeliveryState,
+    EventKind,
+    EventRow,
+    JournalEvent,
+    RejectedEvent,
+    RunMeta,
+    encode_meta,
+    event_kind,
+)
+from tracelet_core.pipeline.files import JOURNAL_FILENAME, PRIVATE_FILE, file_identity, iter_journals, make_private_dir
+from tracelet_core.pipeline.schema import REJECTED_SCHEMA, REQUIRED_TABLES, SCHEMA, SCHEMA_VERSION
 
+# Besides Journal, names first defined here and still importable from here.
 __all__ = [
     "JOURNAL_FILENAME",
     "DeliveryState",
@@ -35,139 +46,22 @@ __all__ = [
     "JournalEvent",
     "RejectedEvent",
     "file_identity",
+    "iter_journals",
     "make_private_dir",
 ]
 
-JOURNAL_FILENAME = "journal.sqlite"
-SCHEMA_VERSION = "1"
-PRIVATE_FILE = 0o600
-PRIVATE_DIR = 0o700
+_EVENT_COLUMNS = "seq, kind, key, num, text, step, ts"
 
-# (kind, key, num, text, step, ts): the row layout of the events table, without seq.
-EventRow = tuple[str, str | None, float | None, str | None, int | None, float]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    key TEXT,
-    num REAL,
-    text TEXT,
-    step INTEGER,
-    ts REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    backend TEXT PRIMARY KEY,
-    acked_seq INTEGER NOT NULL DEFAULT 0,
-    native_id TEXT,
-    location TEXT,
-    state TEXT NOT NULL DEFAULT 'pending',
-    error TEXT,
-    failures INTEGER NOT NULL DEFAULT 0,
-    updated REAL
-);
-CREATE TABLE IF NOT EXISTS notices (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    message TEXT NOT NULL,
-    ts REAL NOT NULL
-);
-"""
-# Added after the first release: created on open where missing (older journals lack it).
-_REJECTED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rejected (
-    backend TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    ts REAL NOT NULL,
-    PRIMARY KEY (backend, seq)
-);
-"""
-_REQUIRED_TABLES = ("meta", "events", "deliveries")
+_UNCHANGED: Any = object()  # a delivery column update_delivery leaves as it is
 
 
-@dataclass(frozen=True, slots=True)
-class JournalEvent:
-    """One journaled event; see :mod:`tracelet_core.pipeline.queue` for what each kind carries."""
-
-    seq: int
-    kind: str
-    key: str | None
-    num: float | None
-    text: str | None
-    step: int | None
-    ts: float
-
-    @property
-    def value(self) -> float:
-        """The metric value; non-finite values are stored as text because SQLite turns NaN into NULL."""
-        if self.num is not None:
-            return self.num
-        return float(self.text or "nan")
-
-    def payload(self) -> Any:
-        """The JSON payload of start, artifact and media events."""
-        return json.loads(self.text or "null")
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryState:
-    """How far one backend has got with this run.
-
-    ``state`` is one of: pending (not opened yet), open, retrying, closed, gave_up, unavailable.
-    """
-
-    backend: str
-    acked_seq: int
-    native_id: str | None
-    location: str | None
-    state: str
-    error: str | None
-    failures: int
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedEvent:
-    """An event one backend's tracker refused for good (a dead letter): its seq, kind, key and why."""
-
-    backend: str
-    seq: int
-    kind: str
-    key: str | None
-    reason: str
-    ts: float
-
-
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` and its missing parents readable by their owner only; existing ones are left as they are."""
-    missing = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    for directory in reversed(missing):
-        directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
-
-
-def file_identity(path: Path) -> tuple[int, int] | None:
-    """A file's (device, inode), or None when it does not exist: tells a journal deleted or replaced under a run."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino
+def _events(rows: list[tuple[Any, ...]]) -> list[JournalEvent]:
+    return [JournalEvent(seq, event_kind(kind), *rest) for seq, kind, *rest in rows]
 
 
 def _text(raw: bytes) -> str:
     """Text columns are decoded leniently: a byte that is not UTF-8 must not make a whole journal unreadable."""
     return raw.decode("utf-8", errors="replace")
-
-
-def metric_columns(value: float) -> tuple[float | None, str | None]:
-    """Split a float into the (num, text) columns: finite values in num, NaN/inf as text."""
-    if math.isfinite(value):
-        return value, None
-    return None, repr(value)
 
 
 class Journal:
@@ -185,7 +79,8 @@ class Journal:
         >>> import tempfile, pathlib
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "journal.sqlite"
         >>> j = Journal(path, create=True)
-        >>> j.append([("metric", "loss", 0.5, None, 1, 0.0)])
+        >>> from tracelet_core.pipeline.contract import EventKind
+        >>> j.append([(EventKind.METRIC, "loss", 0.5, None, 1, 0.0)])
         1
         >>> [e.value for e in j.read(after=0)]
         [0.5]
@@ -217,10 +112,9 @@ class Journal:
             # power-loss durability at a large cost per transaction.
             self._db.execute("PRAGMA synchronous=NORMAL")
             if create:
-                self._db.executescript(_SCHEMA + _REJECTED_SCHEMA)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-                )
+                self._db.executescript(SCHEMA + REJECTED_SCHEMA)
+                version = encode_meta(schema_version=SCHEMA_VERSION)
+                self._db.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", version)
             else:
                 self._check_schema()
         except (sqlite3.DatabaseError, JournalError) as exc:
@@ -231,7 +125,7 @@ class Journal:
 
     def _check_schema(self) -> None:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        missing = [name for name in _REQUIRED_TABLES if name not in tables]
+        missing = [name for name in REQUIRED_TABLES if name not in tables]
         if missing:
             what = "an empty file" if not tables else f"a SQLite file without the table(s) {', '.join(missing)}"
             raise JournalError(f"{self.path} is not a Tracelet journal: {what}")
@@ -261,61 +155,61 @@ class Journal:
     def read(self, after: int, limit: int = 10_000, *, skip_metrics: bool = False) -> list[JournalEvent]:
         """Events with ``seq > after``, in order, at most ``limit`` of them (metrics left out if asked)."""
         cursor = self._db.execute(
-            "SELECT seq, kind, key, num, text, step, ts FROM events WHERE seq > ? AND (? = 0 OR kind != 'metric') "
-            "ORDER BY seq LIMIT ?",
-            (after, int(skip_metrics), limit),
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? AND (? = 0 OR kind != ?) ORDER BY seq LIMIT ?",
+            (after, int(skip_metrics), EventKind.METRIC, limit),
         )
-        return [JournalEvent(*row) for row in cursor.fetchall()]
+        return _events(cursor.fetchall())
 
     def metric_history(self, key: str) -> list[JournalEvent]:
         """Every point of one metric, in the order it was logged."""
         cursor = self._db.execute(
-            "SELECT seq, kind, key, num, text, step, ts FROM events WHERE kind = 'metric' AND key = ? ORDER BY seq",
-            (key,),
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE kind = ? AND key = ? ORDER BY seq", (EventKind.METRIC, key)
         )
-        return [JournalEvent(*row) for row in cursor.fetchall()]
+        return _events(cursor.fetchall())
 
     def last_seq(self) -> int:
         """The sequence number of the last event (0 for an empty journal)."""
         return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
-    def count(self, kind: str | None = None, after: int = 0) -> int:
+    def count(self, kind: EventKind | None = None, after: int = 0) -> int:
         """How many events (of ``kind``, if given) come after ``after``."""
         query = "SELECT COUNT(*) FROM events WHERE seq > ? AND (? IS NULL OR kind = ?)"
         return int(self._db.execute(query, (after, kind, kind)).fetchone()[0])
 
-    def last_event(self, kind: str, before: int | None = None) -> JournalEvent | None:
+    def last_event(self, kind: EventKind, before: int | None = None) -> JournalEvent | None:
         """The most recent event of ``kind`` (e.g. the last ``finish``), or None.
 
         With ``before``, only events with a smaller sequence number are considered.
         """
-        row = self._db.execute(
-            "SELECT seq, kind, key, num, text, step, ts FROM events WHERE kind = ? AND seq < ? "
-            "ORDER BY seq DESC LIMIT 1",
+        rows = self._db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
             (kind, before if before is not None else 2**62),
-        ).fetchone()
-        return JournalEvent(*row) if row else None
+        ).fetchall()
+        return next(iter(_events(rows)), None)
+
+    def session_open(self) -> bool:
+        """Whether the last session started has not journaled its end (its trainer runs, or died)."""
+        start, finish = self.last_event(EventKind.START), self.last_event(EventKind.FINISH)
+        return start is not None and (finish is None or finish.seq < start.seq)
 
     # -- metadata -------------------------------------------------------------------------------
 
-    def set_meta(self, **values: Any) -> None:
-        """Store JSON-serialisable run metadata (run id, experiment, backends, trainer pid...)."""
+    def set_meta(self, **changes: Any) -> None:
+        """Store run metadata: fields of :class:`~.contract.RunMeta` (JSON-serialisable values).
+
+        Raises:
+            ValueError: a name is not a field of :class:`~.contract.RunMeta`.
+        """
+        rows = encode_meta(**changes)
         with self._transaction() as db:
             db.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [(key, json.dumps(value)) for key, value in values.items()],
+                rows,
             )
 
-    def meta(self) -> dict[str, Any]:
-        """All run metadata."""
-        rows = self._db.execute("SELECT key, value FROM meta").fetchall()
-        result: dict[str, Any] = {}
-        for key, value in rows:
-            try:
-                result[key] = json.loads(value)
-            except json.JSONDecodeError:
-                result[key] = value
-        return result
+    def meta(self) -> RunMeta:
+        """The run's metadata."""
+        return RunMeta.from_rows(self._db.execute("SELECT key, value FROM meta").fetchall())
 
     # -- deliveries -----------------------------------------------------------------------------
 
@@ -327,26 +221,50 @@ class Journal:
                 [(name, time.time()) for name in names],
             )
 
-    def update_delivery(self, backend: str, **fields: Any) -> None:
-        """Update one backend's delivery row (acked_seq, native_id, location, state, error, failures)."""
-        allowed = {"acked_seq", "native_id", "location", "state", "error", "failures"}
-        unknown = set(fields) - allowed
-        if unknown:
-            raise ValueError(f"unknown delivery fields: {sorted(unknown)}")
-        assignments = ", ".join(f"{name} = ?" for name in fields)
+    def update_delivery(
+        self,
+        backend: str,
+        *,
+        acked_seq: int = _UNCHANGED,
+        native_id: str | None = _UNCHANGED,
+        location: str | None = _UNCHANGED,
+        state: DeliveryState = _UNCHANGED,
+        error: str | None = _UNCHANGED,
+        failures: int = _UNCHANGED,
+    ) -> None:
+        """Update the given columns of one backend's delivery row (creating the row if missing).
+
+        Raises:
+            ValueError: ``state`` is not a :class:`~.contract.DeliveryState`.
+        """
+        if state is not _UNCHANGED:
+            state = DeliveryState(state)
+        given = {
+            "acked_seq": acked_seq,
+            "native_id": native_id,
+            "location": location,
+            "state": state,
+            "error": error,
+            "failures": failures,
+        }
+        columns = {name: value for name, value in given.items() if value is not _UNCHANGED}
+        assignments = "".join(f"{name} = ?, " for name in columns)
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO deliveries(backend, updated) VALUES (?, ?)", (backend, time.time()))
             db.execute(
-                f"UPDATE deliveries SET {assignments}, updated = ? WHERE backend = ?",
-                (*fields.values(), time.time(), backend),
+                f"UPDATE deliveries SET {assignments}updated = ? WHERE backend = ?",
+                (*columns.values(), time.time(), backend),
             )
 
-    def deliveries(self) -> dict[str, DeliveryState]:
+    def deliveries(self) -> dict[str, BackendDelivery]:
         """Every backend's delivery state, by backend name."""
         rows = self._db.execute(
             "SELECT backend, acked_seq, native_id, location, state, error, failures FROM deliveries"
         ).fetchall()
-        return {row[0]: DeliveryState(*row) for row in rows}
+        return {
+            name: BackendDelivery(name, acked, native_id, location, DeliveryState(state), error, failures)
+            for name, acked, native_id, location, state, error, failures in rows
+        }
 
     def reject(self, backend: str, seqs: Iterable[int], reason: str, acked_seq: int | None = None) -> None:
         """Set events aside for ``backend`` for good (its tracker refused them), in one transaction with
@@ -383,7 +301,7 @@ class Journal:
 
     def _ensure_rejected_table(self) -> None:
         if not self._has_rejected:
-            self._db.executescript(_REJECTED_SCHEMA)
+            self._db.executescript(REJECTED_SCHEMA)
             self._has_rejected = True
 
     # -- the end of a session -------------------------------------------------------------------
@@ -398,12 +316,12 @@ class Journal:
         now = time.time() if ended is None else ended
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO events(kind, key, num, text, step, ts) VALUES ('finish', NULL, NULL, ?, NULL, ?)",
-                (status, now),
+                "INSERT INTO events(kind, key, num, text, step, ts) VALUES (?,?,?,?,?,?)",
+                (EventKind.FINISH, None, None, status, None, now),
             )
             db.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [("status", json.dumps(status)), ("ended", json.dumps(now))],
+                encode_meta(status=status, ended=now),
             )
 
     # -- notices --------------------------------------------------------------------------------
@@ -440,8 +358,3 @@ class _Transaction:
         # SQLite may already have rolled back (a full disk): the original error is the one that counts.
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
-
-
-def iter_journals(journal_dir: str | Path) -> Iterator[Path]:
-    """Every journal file under ``journal_dir`` (``<dir>/<experiment>/<run id>/journal.sqlite``)."""
-    yield from sorted(Path(journal_dir).glob(f"*/*/{JOURNAL_FILENAME}"))

@@ -1,32 +1,86 @@
 """The hot path: an unbounded-in-practice deque the training thread appends to.
 
-``EventQueue.put`` is a ``deque.append`` of a tuple: no I/O, no SDK, no conversion, no device sync.
-Everything else — checking steps, timestamps and values, converting tensors and numpy scalars,
+``EventQueue.put`` is a ``deque.append`` of one queue item: no I/O, no SDK, no conversion, no device
+sync. Everything else — checking steps, timestamps and values, converting tensors and numpy scalars,
 encoding images, serialising payloads, warning about bad values — happens on the
 :class:`~tracelet_core.pipeline.writer.JournalWriter` thread.
 
-Queue items are tuples whose first element is the kind:
-
-* ``("metrics", {key: value}, step, ts)``
-* ``("params", {flat_key: str}, ts)`` and ``("tags", {key: str}, ts)``
-* ``("artifact", name, staged_path, metadata, ts, copy_from)``: ``copy_from`` is set when the file
-  could not be hard-linked into the run directory and must be copied there first
-* ``("config", merged_hyperparameters, yaml_path, ts)``: written as ``tracelet/config.yaml``
-* ``("media", kind, key, obj, step, ts)``
-* ``("finish", status, ts)`` (the ``start`` event is journaled directly by the run, before delivery starts)
+A queue item is a tuple tagged with its :class:`QueueKind`, one type per kind (:data:`QueueItem`
+is their union): mypy checks what ``Run`` puts and narrows what the writer takes by the tag. Tuples,
+not ``NamedTuple`` records: a ``NamedTuple``'s constructor is a Python function, which made
+``Run.log_metrics`` a third slower (about 150 ns on ~400 ns); a tuple display costs ~20 ns. The
+``start`` event is journaled directly by the run, before delivery starts.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any
+from enum import Enum
+from pathlib import Path
+from typing import Any, Final, Literal
 
 from tracelet_core.errors import warn_once
 
-__all__ = ["EventQueue", "QueueItem"]
+__all__ = [
+    "ARTIFACT",
+    "CONFIG",
+    "FINISH",
+    "MEDIA",
+    "METRICS",
+    "PARAMS",
+    "TAGS",
+    "ArtifactItem",
+    "ConfigItem",
+    "EventQueue",
+    "FinishItem",
+    "MediaQueueItem",
+    "MetricsItem",
+    "ParamsItem",
+    "QueueItem",
+    "QueueKind",
+    "TagsItem",
+]
 
-QueueItem = tuple[Any, ...]
+
+class QueueKind(Enum):
+    """What a queue item asks the journal writer to journal."""
+
+    METRICS = "metrics"
+    PARAMS = "params"
+    TAGS = "tags"
+    ARTIFACT = "artifact"
+    CONFIG = "config"
+    MEDIA = "media"
+    FINISH = "finish"
+
+
+# The tags as module constants: looking a member up on an Enum class costs ~45 ns in Python 3.11,
+# a tenth of a log call.
+METRICS: Final = QueueKind.METRICS
+PARAMS: Final = QueueKind.PARAMS
+TAGS: Final = QueueKind.TAGS
+ARTIFACT: Final = QueueKind.ARTIFACT
+CONFIG: Final = QueueKind.CONFIG
+MEDIA: Final = QueueKind.MEDIA
+FINISH: Final = QueueKind.FINISH
+
+MetricsItem = tuple[Literal[QueueKind.METRICS], dict[Any, Any], Any, Any]
+"""``(METRICS, {key: raw value}, raw step, raw timestamp)``: checked and converted by the writer."""
+ParamsItem = tuple[Literal[QueueKind.PARAMS], dict[str, Any], float]
+"""``(PARAMS, {flattened key: value}, timestamp)``."""
+TagsItem = tuple[Literal[QueueKind.TAGS], dict[str, str], float]
+"""``(TAGS, {key: value}, timestamp)``."""
+ArtifactItem = tuple[Literal[QueueKind.ARTIFACT], str, str, dict[str, Any], float, str | None]
+"""``(ARTIFACT, name, staged path, metadata, timestamp, copy_from)``: ``copy_from`` is set when the file
+could not be hard-linked into the run directory and must be copied there first."""
+ConfigItem = tuple[Literal[QueueKind.CONFIG], dict[str, Any], Path, float]
+"""``(CONFIG, merged hyperparameters, yaml path, timestamp)``: written as ``tracelet/config.yaml``."""
+MediaQueueItem = tuple[Literal[QueueKind.MEDIA], str, str, Any, Any, Any]
+"""``(MEDIA, media kind, key, object, raw step, raw timestamp)``: encoded by the writer."""
+FinishItem = tuple[Literal[QueueKind.FINISH], str, float]
+"""``(FINISH, status, timestamp)``."""
+QueueItem = MetricsItem | ParamsItem | TagsItem | ArtifactItem | ConfigItem | MediaQueueItem | FinishItem
 
 
 class EventQueue:
@@ -39,8 +93,8 @@ class EventQueue:
 
     Example:
         >>> q = EventQueue()
-        >>> q.put(("metrics", {"loss": 0.1}, 1, 0.0))
-        >>> q.drain()
+        >>> q.put((METRICS, {"loss": 0.1}, 1, 0.0))
+        >>> [(item[0].value, *item[1:]) for item in q.drain()]
         [('metrics', {'loss': 0.1}, 1, 0.0)]
     """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tracelet_core.pipeline.contract import DeliveryState
 from tracelet_core.pipeline.journal import Journal
 
 __all__ = ["BackendReport", "DeliveryReport", "read_report"]
@@ -17,7 +18,7 @@ class BackendReport:
         name: the backend.
         delivered: journal events the backend acknowledged.
         pending: journal events not yet acknowledged (kept in the journal for ``tracelet sync``).
-        state: pending, open, retrying, closed, gave_up, unavailable or misconfigured.
+        state: how far delivery got (pending, open, retrying, closed, gave_up, unavailable or misconfigured).
         native_id: the tracker's own id of the run, once opened.
         location: where to find the run (URI, path or URL), if the backend says.
         error: the last error, if any.
@@ -27,7 +28,7 @@ class BackendReport:
     name: str
     delivered: int
     pending: int
-    state: str
+    state: DeliveryState
     native_id: str | None
     location: str | None
     error: str | None
@@ -61,7 +62,8 @@ class DeliveryReport:
         """One line a user reads at the end of a run.
 
         Example:
-            >>> ok = BackendReport("mlflow", 40, 0, "closed", "r1", None, None, rejected=2)
+            >>> from tracelet_core.pipeline.contract import DeliveryState
+            >>> ok = BackendReport("mlflow", 40, 0, DeliveryState.CLOSED, "r1", None, None, rejected=2)
             >>> print(DeliveryReport("5f0c", "FINISHED", "/j", 42, (ok,), dropped=1).summary())
             run 5f0c FINISHED: mlflow 40/42 delivered, 2 rejected (see `tracelet show 5f0c`); 1 invalid value dropped
         """
@@ -113,6 +115,6 @@ def read_report(journal: Journal, run_id: str, status: str) -> DeliveryReport:
         str(journal.path),
         total,
         tuple(backends),
-        dropped=int(meta.get("dropped_events") or 0),
-        lost=int(meta.get("lost_events") or 0),
+        dropped=meta.dropped_events,
+        lost=meta.lost_events,
     )

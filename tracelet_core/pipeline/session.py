@@ -25,10 +25,10 @@ from typing import Any
 
 from tracelet_core.errors import BackendUnavailableError, TraceletError, warn_once
 from tracelet_core.locks import ProcessLock, delivery_lock
-from tracelet_core.pipeline.delivery import STOPPED_STATES, DeliveryService
+from tracelet_core.pipeline.delivery import DeliveryService
+from tracelet_core.pipeline.delivery_process import DELIVERY_LOG, launch_delivery_process
 from tracelet_core.pipeline.journal import Journal
 from tracelet_core.pipeline.report import DeliveryReport, read_report
-from tracelet_core.pipeline.sidecar import DELIVERY_LOG, launch_sidecar
 from tracelet_core.pipeline.writer import JournalWriter
 from tracelet_core.settings import TraceletSettings
 from tracelet_core.trackers import load_backend_class
@@ -104,7 +104,7 @@ class DeliverySession:
         if not self._backends:
             return
         if not self._in_process:
-            process = launch_sidecar(self._journal_path, self._carried_env)
+            process = launch_delivery_process(self._journal_path, self._carried_env)
             threading.Thread(target=self._watch, args=(process,), name="tracelet-delivery-watch", daemon=True).start()
             return
         self._lock = delivery_lock(self._run_dir)
@@ -116,7 +116,7 @@ class DeliverySession:
     def delivered(self, journal: Journal, last_seq: int) -> bool:
         """True when every backend of the session acknowledged ``last_seq`` or is out of the race."""
         return all(
-            state.acked_seq >= last_seq or state.state in STOPPED_STATES
+            state.acked_seq >= last_seq or state.state.stopped
             for name, state in journal.deliveries().items()
             if name in self._backends
         )
@@ -135,8 +135,8 @@ class DeliverySession:
                     journal.set_meta(
                         status=status,
                         ended=time.time(),
-                        dropped_events=int(meta.get("dropped_events") or 0) + writer.dropped,
-                        lost_events=int(meta.get("lost_events") or 0) + writer.lost,
+                        dropped_events=meta.dropped_events + writer.dropped,
+                        lost_events=meta.lost_events + writer.lost,
                     )
                 except _STORAGE_ERRORS as exc:  # a full disk: the journal still reads
                     problems.append(f"the run's end could not be recorded in its journal ({type(exc).__name__}: {exc})")
@@ -193,7 +193,7 @@ class DeliverySession:
                 f"Tracelet's delivery process {_describe_exit(code)}; a new one carries on from where it stopped "
                 f"(see {self._run_dir / DELIVERY_LOG}).",
             )
-            process = launch_sidecar(self._journal_path, self._carried_env)
+            process = launch_delivery_process(self._journal_path, self._carried_env)
 
     def _note(self, message: str) -> None:
         log.debug("tracelet: %s", message)

@@ -1,4 +1,4 @@
-"""The delivery process ("sidecar"): one per run, started by the run, never by a fork.
+"""The delivery process: one per run, started by the run, never by a fork.
 
 ``python -m tracelet_core.pipeline <journal>`` delivers a run's journal to its backends and
 exits when every backend has acknowledged the run's end. It watches the training process: if the
@@ -6,6 +6,10 @@ trainer dies without finishing the run (OOM killer, SIGKILL, a scheduler), it jo
 end itself, so what was journaled is still delivered and the run is not left RUNNING. Once the
 trainer is gone (or the run has ended), an unreachable tracker is retried for ``give_up_after``
 seconds, then the process exits and leaves the rest in the journal for ``tracelet sync``.
+
+Before delivering, it lets each backend make the process-wide SDK settings it wants
+(:meth:`~tracelet_core.trackers.base.Backend.prepare_delivery_process`): this process is Tracelet's
+own, unlike the training process, whose process-wide state Tracelet leaves alone.
 
 It runs in its own session with stdin, stdout and stderr pointed away from the trainer's
 terminal (its output goes to ``delivery.log`` beside the journal), so ``python train.py | tee log``
@@ -31,10 +35,23 @@ import psutil
 from tracelet_core.collectors.git import strip_credentials
 from tracelet_core.errors import TraceletWarning
 from tracelet_core.locks import RUN_LOCK, delivery_lock, run_in_use
+from tracelet_core.pipeline.contract import RunMeta
+from tracelet_core.pipeline.credentials import restore_credentials
 from tracelet_core.pipeline.delivery import DeliveryService
-from tracelet_core.pipeline.journal import PRIVATE_FILE, Journal
+from tracelet_core.pipeline.files import PRIVATE_FILE
+from tracelet_core.pipeline.journal import Journal
+from tracelet_core.settings_sources import DELIVERY_PROCESS_MARKER
+from tracelet_core.trackers import load_backend_class
 
-__all__ = ["launch_sidecar", "main", "recorder_alive", "supervise", "trainer_alive"]
+__all__ = [
+    "DELIVERY_LOG",
+    "launch_delivery_process",
+    "main",
+    "prepare_backends",
+    "recorder_alive",
+    "supervise",
+    "trainer_alive",
+]
 
 log = logging.getLogger("tracelet.delivery")
 
@@ -42,19 +59,20 @@ DELIVERY_LOG = "delivery.log"
 WATCH_INTERVAL = 0.25
 
 
-def launch_sidecar(journal_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def launch_delivery_process(journal_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start the delivery process for ``journal_path`` and return at once.
 
     ``extra_env`` is added to the child's environment only (credentials the journal does not keep:
     see :mod:`.credentials`).
     """
     run_dir = journal_path.parent
-    env = dict(os.environ, **(extra_env or {}), TRACELET_SIDECAR="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, **(extra_env or {}), PYTHONUNBUFFERED="1")
+    env[DELIVERY_PROCESS_MARKER] = "1"
     # A ClearML task in the trainer marks its child processes; ClearML would then hand this
     # process a do-nothing stub instead of a task (see backends/clearml.py).
     for variable in ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"):
         env.pop(variable, None)
-    # The sidecar must import the same tracelet_core as the trainer, even when the trainer found it
+    # The delivery process must import the same tracelet_core as the trainer, even when the trainer found it
     # through sys.path tweaks rather than an installation.
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -91,16 +109,16 @@ def trainer_alive(pid: int | None, create_time: float | None, host: str | None =
         return False
 
 
-def recorder_alive(journal_path: Path, meta: dict[str, Any]) -> bool:
+def recorder_alive(journal_path: Path, meta: RunMeta) -> bool:
     """Whether a process is recording into the run right now: it holds the run's lock.
 
     A run that released its lock without journaling its end (a full disk at ``finish``) is as good as
     ended. Journals from before the run lock, and runs on another host, fall back on the trainer's pid.
     """
-    host = meta.get("trainer_host")
+    host = meta.trainer_host
     if (journal_path.parent / RUN_LOCK).exists() and not (host and host != socket.gethostname()):
         return run_in_use(journal_path.parent)
-    return trainer_alive(meta.get("trainer_pid"), meta.get("trainer_create_time"), host)
+    return trainer_alive(meta.trainer_pid, meta.trainer_create_time, host)
 
 
 def supervise(journal_path: Path, give_up_after: float | None = None) -> int:
@@ -108,7 +126,7 @@ def supervise(journal_path: Path, give_up_after: float | None = None) -> int:
     0 delivered, 1 gave up (no progress for ``give_up_after`` seconds after the trainer ended)."""
     with Journal(journal_path) as journal:
         meta = journal.meta()
-    grace = float(meta.get("give_up_after", 300.0)) if give_up_after is None else give_up_after
+    grace = meta.give_up_after if give_up_after is None else give_up_after
     service = DeliveryService(journal_path).start()
     alive = True
     progress, progressed = -1, time.monotonic()
@@ -139,17 +157,30 @@ def _watch(journal_path: Path) -> tuple[bool, int]:
     with Journal(journal_path) as journal:
         meta = journal.meta()
         alive = recorder_alive(journal_path, meta)
-        if not alive:
-            start, finish = journal.last_event("start"), journal.last_event("finish")
-            if start is not None and (finish is None or finish.seq < start.seq):
-                log.warning(
-                    "the training process %s ended without journaling the run's end; ending it as KILLED",
-                    meta.get("trainer_pid"),
-                )
-                journal.record_end("KILLED")
+        if not alive and journal.session_open():
+            log.warning(
+                "the training process %s ended without journaling the run's end; ending it as KILLED",
+                meta.trainer_pid,
+            )
+            journal.record_end("KILLED")
         done = sum(state.acked_seq for state in journal.deliveries().values())
         done += sum(journal.rejected_counts().values())
     return alive, done
+
+
+def prepare_backends(journal_path: Path) -> None:
+    """Call each backend's :meth:`~tracelet_core.trackers.base.Backend.prepare_delivery_process` once, with
+    its options, before anything is delivered. Only the delivery process does this, never a thread of the
+    training process. A backend that cannot be loaded is left to its worker, which reports it."""
+    with Journal(journal_path) as journal:
+        meta = journal.meta()
+    options = restore_credentials(meta.backend_options)
+    for name in meta.backends:
+        try:
+            backend_cls = load_backend_class(meta.backend_paths.get(name) or name)
+            backend_cls.prepare_delivery_process(dict(options.get(name, {})))
+        except Exception:  # its worker meets the same problem and records it where the user sees it
+            log.exception("%s: could not prepare the delivery process", name)
 
 
 def _relay_warnings_to(journal_path: Path) -> None:
@@ -214,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     _relay_warnings_to(journal_path)
     with delivery_lock(journal_path.parent):
         log.info("delivering %s", journal_path)
+        prepare_backends(journal_path)
         code = supervise(journal_path)
         log.info("delivery process exits (%d)", code)
     # A backend call that hangs would keep a non-daemon SDK thread alive; leave regardless.
