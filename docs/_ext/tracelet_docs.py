@@ -5,6 +5,7 @@
 * ``tracelet-cli COMMAND``: usage, description, arguments and options of one ``tracelet`` subcommand,
   from the Typer application's click command tree.
 * ``tracelet-benchmarks``: the measured figures of ``benchmarks/README.md`` when it exists.
+* ``tracelet-layout``: the packages' modules as a tree, each with the first line of its docstring.
 
 At the end of reading, the build also checks that the API reference documents exactly the names in
 ``tracelet_core.__all__`` and ``tracelet_lightning.__all__``, and that every ``tracelet`` subcommand
@@ -170,12 +171,20 @@ def settings_rows(model: type[BaseModel], *prefix: str) -> list[tuple[str, str, 
 
 
 def settings_sections(model: type[BaseModel]) -> list[tuple[str, type[BaseModel], str]]:
-    """(field name, options model, description) of every nested options section."""
-    return [
+    """(name, options model, description) of every nested options section, then of every installed
+    third-party tracker that declares options (``tracelet.trackers`` entry points)."""
+    from tracelet_core.trackers import all_trackers
+
+    sections = [
         (name, field.annotation, field.description or name)
         for name, field in model.model_fields.items()
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
     ]
+    built_in = {name for name, _, _ in sections}
+    for name, tracker in sorted(all_trackers().items()):
+        if tracker.options is not None and name not in built_in:
+            sections.append((name, tracker.options, f"{tracker.description or name} (installed tracker)"))
+    return sections
 
 
 class SettingsDirective(SphinxDirective):
@@ -345,12 +354,52 @@ def _check(app: Sphinx, env: BuildEnvironment) -> None:
         logger.warning("`tracelet %s` has no section in the CLI reference", name, type="tracelet")
 
 
+# -- the code's layout ----------------------------------------------------------------------------
+
+
+def layout_lines(*packages: str) -> list[str]:
+    """One line per module of ``packages``, indented by depth: its file name and its docstring's first line."""
+    import ast
+
+    lines = []
+    for package in packages:
+        root = REPO_ROOT / package
+        for path in sorted(
+            root.rglob("*.py"), key=lambda p: (p.parent.relative_to(root).parts, p.name != "__init__.py", p.name)
+        ):
+            relative = path.relative_to(REPO_ROOT)
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+            summary = doc.strip().splitlines()[0] if doc.strip() else ""
+            depth = len(relative.parts) - 1
+            name = f"{relative.parent.name}/" if path.name == "__init__.py" else path.name
+            depth -= 1 if path.name == "__init__.py" else 0
+            lines.append(f"{'    ' * depth}{name:<{max(1, 28 - 4 * depth)}} {summary}".rstrip())
+    return lines
+
+
+class LayoutDirective(SphinxDirective):
+    """``tracelet-layout``: the packages' modules as a tree, from the files and their docstrings."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        packages = ("tracelet_core", "tracelet_lightning")
+        for package in packages:
+            for path in (REPO_ROOT / package).rglob("*.py"):
+                self.env.note_dependency(str(path))
+        text = "\n".join(layout_lines(*packages))
+        block = nodes.literal_block(text, text)
+        block["language"] = "text"
+        return [block]
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("tracelet_api_packages", ["tracelet_core", "tracelet_lightning"], "env")
     app.add_config_value("tracelet_cli_page", "cli", "env")
     app.add_directive("tracelet-settings", SettingsDirective)
     app.add_directive("tracelet-cli", CliDirective)
     app.add_directive("tracelet-benchmarks", BenchmarksDirective)
+    app.add_directive("tracelet-layout", LayoutDirective)
     app.connect("env-before-read-docs", _init_env)
     app.connect("env-purge-doc", _purge)
     app.connect("env-check-consistency", _check)
