@@ -19,8 +19,7 @@ def classify(exc: BaseException) -> ErrorKind:
 
     Example:
         >>> from clearml.backend_api.session.session import LoginError
-        >>> backend = ClearMLBackend({})
-        >>> backend.classify_error(LoginError("Failed getting token (error 401 from http://x): no"), "start").value
+        >>> classify(LoginError("Failed getting token (error 401 from http://x): no")).value
         'configuration'
     """
     from clearml.backend_api.session.defs import MissingConfigError

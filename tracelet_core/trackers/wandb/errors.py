@@ -26,8 +26,7 @@ def classify(exc: BaseException, during: str) -> ErrorKind:
 
     Example:
         >>> from wandb.errors import AuthenticationError, CommError, UsageError
-        >>> backend = WandbBackend({})
-        >>> [backend.classify_error(exc, "start").value for exc in (
+        >>> [classify(exc, "start").value for exc in (
         ...     UsageError("No API key configured. Use `wandb login` to log in."),
         ...     AuthenticationError("API key must have 40+ characters, has 5."),
         ...     CommError("Timed out while retrying: dial tcp 127.0.0.1:9: connect: connection refused"),
