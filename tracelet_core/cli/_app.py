@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from tracelet_core.collectors.git import strip_credentials
 from tracelet_core.errors import ConfigurationError, TraceletError
@@ -42,25 +42,95 @@ __all__ = [
 COMMAND_ORDER = ("doctor", "runs", "show", "sync", "migrate", "compare", "import-tensorboard")
 
 
+class _Argument(TyperArgument):
+    """An argument shown as ``RUN`` / ``[RUN]`` in the usage line (Typer writes ``{run}``)."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+def _plain_help(params: list[Any]) -> None:
+    """Show parameters as a usual command line does: ``--json``, ``--limit INTEGER``, ``RUN``.
+
+    Typer 0.2x labels every value with its Python type (``--json <bool>``, ``--to <list[str]>``) and
+    names arguments ``{run}``; a metavar of our own overrides both.
+    """
+    for param in params:
+        if isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+            if param.metavar is None:
+                param.metavar = (param.name or "value").upper()
+        elif isinstance(param, TyperOption) and param.metavar is None:
+            if param.is_flag or param.count:
+                param.metavar = ""
+            else:
+                param.metavar = _value_metavar(param)
+
+
+_TYPE_METAVAR = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT"}
+
+
+def _value_metavar(option: TyperOption) -> str:
+    """``TEXT``, ``INTEGER``, ``FLOAT``, ``PATH``, or the choices ``[a|b]``."""
+    described = option.type_descriptor
+    if described.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in described.choices or ()) + "]"
+    if described.is_path:
+        return "PATH"
+    bare = option.bare_type().removeprefix("list[").removesuffix("]")
+    return _TYPE_METAVAR.get(bare, bare.upper())
+
+
 class _Commands(TyperGroup):
-    """Lists the commands in the order a user meets them, not alphabetically."""
+    """Lists the commands in the order a user meets them, not alphabetically, with plain help (see _plain_help)."""
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda name: COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(names))
 
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _plain_help([*command.params, command.get_help_option(ctx)])
+        return command
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _plain_help(params)
+        return params
+
 
 app = typer.Typer(
     name="tracelet",
     cls=_Commands,
-    help="Tracelet's command line: check the setup, list and inspect local runs, deliver what the trackers "
-    "missed, copy runs between trackers, and compare runs with statistics.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
-    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from tracelet_core import __version__
+
+        typer.echo(f"tracelet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Tracelet's command line: check the setup, list and inspect local runs, deliver what the trackers missed,
+    copy runs between trackers, and compare runs with statistics. Shell completion: --install-completion."""
 
 # Messages are not broken at 80 columns when piped (soft wrap); tables are laid out by print_table.
 out = Console(highlight=False, soft_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from tracelet_core.cli._app import (
     redact,
     user_errors,
 )
+from tracelet_core.filters import Filter, RunFacts, parse_filter
 from tracelet_core.pipeline.contract import RejectedEvent
 from tracelet_core.pipeline.report import BackendReport, DeliveryReport
 from tracelet_core.trackers.journal.reader import (
@@ -36,7 +38,7 @@ from tracelet_core.trackers.journal.reader import (
     resolve_run,
 )
 
-__all__ = ["runs", "show"]
+__all__ = ["run_facts", "runs", "show"]
 
 _STATUS_STYLE = {
     "FINISHED": "green",
@@ -91,6 +93,16 @@ def run_json(run: JournalRun) -> dict[str, Any]:
     }
 
 
+def run_facts(run: JournalRun, contents: bool) -> RunFacts:
+    """What a filter sees of a run; its params, tags and last metric values only when ``contents``."""
+    facts = RunFacts(run.status, run.name, run.experiment, run.run_id, run.created)
+    if not contents:
+        return facts
+    read = read_contents(run.path)
+    last = {key: points[-1].value for key, points in read.metrics.items() if points}
+    return replace(facts, tags=read.tags, params=read.params, metrics=last)
+
+
 def _rejected_json(event: RejectedEvent) -> dict[str, Any]:
     return {
         "backend": event.backend,
@@ -112,13 +124,30 @@ def runs(
     ] = None,
     pending: Annotated[bool, typer.Option("--pending", help="Only runs some backend has not received whole.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the N most recent runs.", min=1)] = None,
+    conditions: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="FILTER", help="Conditions, e.g. status=FINISHED param.lr>0.01 since=2d.", show_default=False),
+    ] = None,
+    filter_option: Annotated[
+        list[str] | None,
+        typer.Option("--filter", "-f", metavar="FILTER", help="Conditions as one string (repeatable); see docs/cli.md."),
+    ] = None,
     journal_dir_option: JournalDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the runs in the local journals: name, status, start, duration, and each backend's delivery state."""
+    """List the runs in the local journals: name, status, start, duration, and each backend's delivery state.
+
+    Filter with conditions that must all hold: [bold]status=FINISHED[/], [bold]name~base[/],
+    [bold]tag.team=vision[/], [bold]param.lr>0.01[/], [bold]metric.val/acc>=0.9[/] (last value),
+    [bold]since=2d[/], [bold]until=2026-01-31[/]; operators = != > >= < <= ~ (contains).
+    """
     with user_errors():
+        parts = [parse_filter(conditions or []), *(parse_filter(text) for text in filter_option or [])]
+        wanted = Filter(tuple(c for part in parts for c in part.conditions))
         directory = journal_dir(journal_dir_option)
         found = journal_runs(directory, experiment or None)
+        if wanted:
+            found = [run for run in found if run.readable and wanted.matches(run_facts(run, wanted.needs_contents))]
     if pending:
         found = [run for run in found if run.pending]
     if limit is not None:
