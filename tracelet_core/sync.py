@@ -11,8 +11,10 @@ Exactly once, by construction of the pipeline this reuses:
 - At most the one call in flight when a process dies is sent again, and every backend makes that
   harmless (points carry their logging time; see :mod:`tracelet_core.trackers.base`).
 
-``to`` sends the run to a backend it was never sent to: the backend is added to the journal's
-backends, with its options from the current settings, and starts from acknowledgement 0.
+Each backend goes to the destination the run recorded, not to the one the current shell names;
+``to`` sends the run to a backend it was never sent to (options from the current settings), and
+``retarget`` sends the run's backends where the current settings point (see :mod:`.sync_plan`).
+Files whose local copies were released after upload are fetched back from a tracker that has them.
 A run whose trainer died without journaling its end (and whose delivery process died too) gets the
 KILLED end its delivery process would have written, so its backends can close it.
 """
@@ -27,19 +29,20 @@ from typing import Any, Literal
 
 from tracelet_core.locks import delivery_lock
 from tracelet_core.pipeline.contract import BackendDelivery, DeliveryState, RunMeta
-from tracelet_core.pipeline.credentials import split_credentials
 from tracelet_core.pipeline.delivery import DeliveryService
 from tracelet_core.pipeline.delivery_process import recorder_alive
 from tracelet_core.pipeline.journal import Journal
 from tracelet_core.pipeline.report import DeliveryReport, read_report
-from tracelet_core.settings import TraceletSettings
-from tracelet_core.trackers import load_backend_class
+from tracelet_core.settings import TraceletSettings, load_settings
+from tracelet_core.sync_plan import Destination, plan_destinations, restore_files
 
-__all__ = ["SyncProgress", "SyncResult", "add_backends", "sync_run", "undelivered"]
+__all__ = ["Announce", "SyncProgress", "SyncResult", "sync_run", "undelivered"]
 
 POLL_INTERVAL = 0.2
 SyncProgress = Callable[[str, dict[str, BackendDelivery], int], None]
 """Called while delivering with (run id, each backend's delivery state, last sequence number)."""
+Announce = Callable[[str, Destination], None]
+"""Called before sending with (run id, where one backend's events go)."""
 
 
 @dataclass(frozen=True)
@@ -72,21 +75,6 @@ def undelivered(journal: Journal) -> dict[str, int]:
     return {name: count for name, count in pending.items() if count}
 
 
-def add_backends(journal: Journal, names: Sequence[str], settings: TraceletSettings) -> None:
-    """Add backends to a run, with their options from ``settings``; their delivery starts from the beginning.
-
-    Raises:
-        ConfigurationError: a name is not a known backend.
-        BackendUnavailableError: its SDK is not installed (the message names the install command).
-    """
-    for name in names:
-        load_backend_class(name).check_available()
-    meta = journal.meta()
-    stored, _ = split_credentials({name: settings.backend_options(name) for name in names})
-    journal.set_meta(backends=sorted(set(meta.backends) | set(names)), backend_options=meta.backend_options | stored)
-    journal.register_backends(names)
-
-
 def sync_run(
     journal_path: Path,
     *,
@@ -95,6 +83,8 @@ def sync_run(
     wait: bool = False,
     stall_timeout: float = 60.0,
     progress: SyncProgress | None = None,
+    retarget: bool = False,
+    announce: Announce | None = None,
 ) -> SyncResult:
     """Deliver one run's unacknowledged events to its backends (and to ``to``), then return.
 
@@ -105,6 +95,8 @@ def sync_run(
         wait: wait for another process delivering the run instead of leaving it.
         stall_timeout: give up when no backend has made progress for this many seconds.
         progress: called about five times a second while delivering.
+        retarget: send the run's own backends where ``settings`` point instead of where the run recorded.
+        announce: told each backend's destination before anything is sent.
 
     Returns:
         The outcome and the delivery report afterwards.
@@ -122,37 +114,50 @@ def sync_run(
             why = "its delivery process is still delivering it; run `tracelet sync` again once it ends, or add --wait"
             return _result(journal, run_id, "locked", why)
         try:
-            return _sync_locked(journal, run_id, list(to), settings, stall_timeout, progress)
+            options = _Options(list(to), settings, stall_timeout, progress, retarget, announce)
+            return _sync_locked(journal, run_id, options)
         finally:
             lock.release()
 
 
-def _sync_locked(
-    journal: Journal,
-    run_id: str,
-    to: list[str],
-    settings: TraceletSettings | None,
-    stall_timeout: float,
-    progress: SyncProgress | None,
-) -> SyncResult:
+@dataclass(frozen=True)
+class _Options:
+    to: list[str]
+    settings: TraceletSettings | None
+    stall_timeout: float
+    progress: SyncProgress | None
+    retarget: bool
+    announce: Announce | None
+
+
+def _sync_locked(journal: Journal, run_id: str, options: _Options) -> SyncResult:
     meta = journal.meta()
     if not _end_session(journal, meta):
         why = f"it is still running (pid {meta.trainer_pid}) and its own delivery process delivers it"
         return _result(journal, run_id, "running", why)
-    if to:
-        if settings is None:
-            from tracelet_core.settings import load_settings
-
-            settings = load_settings()
-        add_backends(journal, to, settings)
-        meta = journal.meta()
-    wanted = to or list(meta.backends)
+    wanted = options.to or list(meta.backends)
     if not wanted:
         return _result(journal, run_id, "nothing", "the run has no trackers; send it to one with --to BACKEND")
+    settings = options.settings or load_settings()
+    added = [name for name in wanted if name not in meta.backends]
+    plan = plan_destinations(journal, wanted, added, options.retarget, settings)
     waiting = undelivered(journal)
-    pending = [name for name in wanted if name in waiting]
+    pending = [name for name in wanted if name in waiting and name not in plan.refused]
+    refused = "; ".join(plan.refused.values())
     if not pending:
+        if refused:
+            return _result(journal, run_id, "incomplete", refused)
         return _result(journal, run_id, "nothing", "nothing to deliver")
+    for destination in plan.destinations:
+        if options.announce is not None and destination.backend in pending:
+            options.announce(run_id, destination)
+    lost = restore_files(journal, pending)
+    _deliver(journal, run_id, pending, options)
+    return _outcome(journal, run_id, pending, refused, lost)
+
+
+def _deliver(journal: Journal, run_id: str, pending: list[str], options: _Options) -> None:
+    """Run the delivery workers until they are done or no backend progresses for ``stall_timeout``."""
     for name, state in journal.deliveries().items():
         if name in pending and state.state.stopped:
             # A new attempt: the SDK may be installed now, the tracker back up, the setting fixed.
@@ -164,26 +169,38 @@ def _sync_locked(
     progressed = time.monotonic()
     while not service.wait(POLL_INTERVAL):
         states = journal.deliveries()
-        if progress is not None:
-            progress(run_id, {name: states[name] for name in pending}, last_seq)
+        if options.progress is not None:
+            options.progress(run_id, {name: states[name] for name in pending}, last_seq)
         for name in pending:
             if states[name].acked_seq > best[name]:
                 best[name], progressed = states[name].acked_seq, time.monotonic()
-        if time.monotonic() - progressed > stall_timeout:
+        if time.monotonic() - progressed > options.stall_timeout:
             service.give_up()
             service.wait(5.0)
             break
-    if progress is not None:
+    if options.progress is not None:
         states = journal.deliveries()
-        progress(run_id, {name: states[name] for name in pending}, last_seq)
+        options.progress(run_id, {name: states[name] for name in pending}, last_seq)
+
+
+def _outcome(journal: Journal, run_id: str, pending: list[str], refused: str, lost: list[str]) -> SyncResult:
     left = {name: n for name, n in undelivered(journal).items() if name in pending}
-    if not left:
-        return _result(journal, run_id, "delivered", f"delivered to {', '.join(pending)}")
     states = journal.deliveries()
-    why = "; ".join(
+    problems = [
         f"{name}: {n} left ({states[name].state}: {states[name].error or 'no error'})" for name, n in left.items()
-    )
-    return _result(journal, run_id, "incomplete", why)
+    ]
+    if lost:
+        problems.append(
+            f"{len(lost)} file(s) not copied: their local copies were released after upload and no tracker "
+            f"of the run could give them back ({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''})"
+        )
+    if refused:
+        problems.append(refused)
+    if problems:
+        done = [name for name in pending if name not in left]
+        prefix = f"delivered to {', '.join(done)}; " if done else ""
+        return _result(journal, run_id, "incomplete", prefix + "; ".join(problems))
+    return _result(journal, run_id, "delivered", f"delivered to {', '.join(pending)}")
 
 
 def _end_session(journal: Journal, meta: RunMeta) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +28,7 @@ from tracelet_core.cli._app import (
 from tracelet_core.filters import Filter, RunFacts, parse_filter
 from tracelet_core.pipeline.contract import RejectedEvent
 from tracelet_core.pipeline.report import BackendReport, DeliveryReport
+from tracelet_core.trackers.journal.artifacts import artifact_statuses
 from tracelet_core.trackers.journal.reader import (
     UNREADABLE,
     JournalRun,
@@ -126,11 +126,15 @@ def runs(
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the N most recent runs.", min=1)] = None,
     conditions: Annotated[
         list[str] | None,
-        typer.Argument(metavar="FILTER", help="Conditions, e.g. status=FINISHED param.lr>0.01 since=2d.", show_default=False),
+        typer.Argument(
+            metavar="FILTER", help="Conditions, e.g. status=FINISHED param.lr>0.01 since=2d.", show_default=False
+        ),
     ] = None,
     filter_option: Annotated[
         list[str] | None,
-        typer.Option("--filter", "-f", metavar="FILTER", help="Conditions as one string (repeatable); see docs/cli.md."),
+        typer.Option(
+            "--filter", "-f", metavar="FILTER", help="Conditions as one string (repeatable); see docs/cli.md."
+        ),
     ] = None,
     journal_dir_option: JournalDirOption = None,
     as_json: JsonOption = False,
@@ -208,10 +212,19 @@ def show(
             fail(f"run {found.run_id} is unreadable: {found.error}")
         contents = read_contents(found.path)
         rejected = read_rejected(found.path, REJECTED_JSON if as_json else REJECTED_ROWS)
+        files = artifact_statuses(found.path)
     metrics = {key: _metric_summary(points) for key, points in sorted(contents.metrics.items())}
     artifacts: list[dict[str, Any]] = [
-        {"name": ref.name, "path": ref.path, "bytes": _size(ref.path), "metadata": ref.metadata}
-        for ref in contents.artifacts.values()
+        {
+            "name": f.name,
+            "path": f.path,
+            "bytes": f.size,
+            "state": f.state,
+            "in": list(f.holders),
+            "replaced_by": f.replaced_by,
+            "metadata": f.metadata,
+        }
+        for f in files
     ]
     media = [{"kind": kind, "key": key, "count": n} for (kind, key), n in sorted(contents.media.items())]
     if as_json:
@@ -262,13 +275,14 @@ def _print_files(artifacts: list[dict[str, Any]], media: list[dict[str, Any]]) -
     if not artifacts and not media:
         return
     table = Table(title="Artifacts and media", title_justify="left", show_edge=False, header_style="bold")
-    for column in ("name", "size", "local copy"):
+    for column in ("name", "state", "size", "local copy"):
         table.add_column(column, overflow="fold")
     for item in artifacts:
-        size = "[red]missing[/]" if item["bytes"] is None else f"{item['bytes']:,} B"
-        table.add_row(escape(item["name"]), size, escape(item["path"]))
+        size = "-" if item["bytes"] is None else f"{item['bytes']:,} B"
+        local = item["path"] if item["bytes"] is not None else "-"
+        table.add_row(escape(item["name"]), _file_state(item), size, escape(local))
     for item in media:
-        table.add_row(escape(f"{item['key']} ({item['kind']})"), f"{item['count']} logged", "")
+        table.add_row(escape(f"{item['key']} ({item['kind']})"), f"{item['count']} logged", "", "")
     print_table(table)
 
 
@@ -284,9 +298,16 @@ def _metric_summary(points: list) -> dict[str, Any]:
     }
 
 
-def _size(path: str) -> int | None:
-    file = Path(path)
-    return file.stat().st_size if file.is_file() else None
+def _file_state(item: dict[str, Any]) -> str:
+    """``kept``, ``uploaded (mlflow)``, ``replaced by best.ckpt`` or, in red, ``missing``."""
+    state = item["state"]
+    if state == "uploaded":
+        return f"[green]uploaded[/] ({escape(', '.join(item['in']))})"
+    if state == "replaced":
+        return f"[dim]replaced by {escape(item['replaced_by'])}[/]"
+    if state == "missing":
+        return "[red]missing[/]"
+    return "kept"
 
 
 def _print_header(run: JournalRun, sessions: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -22,9 +23,10 @@ from tracelet_core.cli._app import (
     user_errors,
 )
 from tracelet_core.cli.runs import run_json
-from tracelet_core.errors import JournalError
+from tracelet_core.errors import JournalError, TraceletWarning
 from tracelet_core.pipeline.contract import BackendDelivery, DeliveryState
-from tracelet_core.sync import sync_run
+from tracelet_core.sync import Announce, sync_run
+from tracelet_core.sync_plan import Destination
 from tracelet_core.trackers.journal.reader import JournalRun, journal_runs, load_run, resolve_run
 
 __all__ = ["sync"]
@@ -87,12 +89,42 @@ def _selected(runs: list[JournalRun], to: list[str]) -> list[JournalRun]:
     return chosen
 
 
-def _sync_one(run: JournalRun, to: list[str], wait: bool, stall_timeout: float, bars: _Bars) -> _Outcome:
+@dataclass(frozen=True)
+class _Request:
+    to: list[str]
+    wait: bool
+    stall_timeout: float
+    retarget: bool
+
+
+def _announcer(progress: Progress, as_json: bool) -> Announce:
+    """Say where a run's events go before they are sent (on stderr with --json, which keeps stdout JSON)."""
+
+    def announce(run_id: str, destination: Destination) -> None:
+        note = f" [yellow]({escape(destination.note)})[/]" if destination.note else ""
+        line = f"{escape(run_id[:8])} → {destination.backend} at {escape(redact(destination.where) or '')}{note}"
+        (progress.console if as_json else out).print(line)
+
+    return announce
+
+
+def _sync_one(run: JournalRun, request: _Request, bars: _Bars, announce: Announce) -> _Outcome:
     """Sync one run; a journal that cannot be read (now, or when its damaged page is reached) is skipped."""
     if run.error is not None:
         return _Outcome(run, "unreadable", f"skipped: {run.error}", ok=False)
     try:
-        result = sync_run(run.path, to=to, wait=wait, stall_timeout=stall_timeout, progress=bars)
+        with warnings.catch_warnings():
+            # A file that is gone is fetched back or named in the outcome: no warning per file as well.
+            warnings.filterwarnings("ignore", message="The file for artifact .* is gone", category=TraceletWarning)
+            result = sync_run(
+                run.path,
+                to=request.to,
+                wait=request.wait,
+                stall_timeout=request.stall_timeout,
+                progress=bars,
+                retarget=request.retarget,
+                announce=announce,
+            )
     except (JournalError, sqlite3.DatabaseError) as exc:
         why = str(exc) if isinstance(exc, JournalError) else f"Cannot read the Tracelet journal {run.path}: {exc}"
         return _Outcome(run, "unreadable", f"skipped: {why}", ok=False)
@@ -103,14 +135,25 @@ def _sync_one(run: JournalRun, to: list[str], wait: bool, stall_timeout: float, 
     short_help="Deliver what the trackers have not acknowledged (exactly once).",
     epilog="Examples: [bold]tracelet sync[/] (every run with undelivered events)  ·  "
     "[bold]tracelet sync 3f2a --to mlflow[/] (send a run to a tracker it never went to)  ·  "
+    "[bold]tracelet sync 3f2a --retarget[/] (send it where this shell's settings point)  ·  "
     "[bold]tracelet sync --wait --json[/]",
 )
 def sync(
     run: Annotated[str | None, typer.Argument(help="Run id, unique prefix or name; default: every run.")] = None,
     to: Annotated[
         list[str] | None,
-        typer.Option("--to", "-t", help="Send to this backend too (repeatable); its options come from the settings."),
+        typer.Option(
+            "--to", "-t", help="Send to this backend (repeatable); a new one takes its options from the settings."
+        ),
     ] = None,
+    retarget: Annotated[
+        bool,
+        typer.Option(
+            "--retarget",
+            help="Send the run's backends where this shell's settings point instead of where the run recorded "
+            "(a new run there).",
+        ),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a delivery process that holds a run.")] = False,
     stall_timeout: Annotated[
         float, typer.Option("--timeout", help="Give up on a run when no backend progresses for this many seconds.")
@@ -120,6 +163,12 @@ def sync(
 ) -> None:
     """Deliver what each backend has not acknowledged, exactly once: after an outage, a crash, or for a run
     made with no tracker installed. With --to, send whole runs to a backend they were never sent to.
+
+    Each backend goes where the run recorded (the MLflow server or Aim repository it was made for),
+    whatever this shell's MLFLOW_TRACKING_URI says; sync names the place before sending. --retarget
+    sends the run where the current settings point instead. Credentials come from this shell's
+    environment. Files whose local copies were released after upload are fetched from a tracker that
+    has them (MLflow); a file nobody has makes the run incomplete.
 
     A run whose journal cannot be read is skipped with the reason; the others are delivered.
     Exits 1 when something is left undelivered or a journal cannot be read (the message says why).
@@ -138,8 +187,9 @@ def sync(
     progress = progress_bars(as_json, TextColumn("{task.fields[note]}"))
     with user_errors(), progress:
         bars = _Bars(progress)
+        request = _Request(targets, wait, stall_timeout, retarget)
         for journal_run in chosen:
-            outcomes.append(_sync_one(journal_run, targets, wait, stall_timeout, bars))
+            outcomes.append(_sync_one(journal_run, request, bars, _announcer(progress, as_json)))
     if as_json:
         emit_json(
             [

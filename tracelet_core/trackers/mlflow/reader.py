@@ -20,7 +20,7 @@ from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-__all__ = ["MlflowReader", "destination"]
+__all__ = ["MlflowReader", "destination", "fetch_artifact"]
 
 RUN_NAME_TAG = "mlflow.runName"
 _PAGE = 1000
@@ -121,6 +121,29 @@ class MlflowReader(StoreReader):
             for path in sorted(root.rglob("*"))
             if path.is_file()
         ]
+
+
+def fetch_artifact(location: str, run_id: str, name: str, target: Path) -> None:
+    """Download one artifact ``name`` of MLflow run ``run_id`` in the store at ``location`` to ``target``.
+
+    ``location`` is stored without credentials; they come back from the environment (see
+    :func:`~tracelet_core.pipeline.credentials.restore_credentials`).
+
+    Raises:
+        Exception: whatever MLflow raises when the store or the file cannot be reached.
+    """
+    import shutil
+    import tempfile
+
+    from tracelet_core.pipeline.credentials import restore_credentials
+    from tracelet_core.pipeline.files import make_private_dir
+
+    uri = restore_credentials({"mlflow": {"tracking_uri": location}})["mlflow"]["tracking_uri"]
+    client = MlflowReader(uri).client
+    make_private_dir(target.parent)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        downloaded = Path(client.download_artifacts(run_id, name, dst_path=scratch))
+        shutil.move(str(downloaded), target)
 
 
 def _status(status: str) -> RunStatus:
