@@ -19,11 +19,12 @@ TRACELET = str(Path(sys.executable).parent / "tracelet")
 
 @pytest.fixture
 def cli() -> Callable[..., Result]:
-    """``cli("runs", "--json")``: run a command in-process and check its exit code (``code=None``: any)."""
+    """``cli("runs", "--json")``: run a command in-process and check its exit code (``code=None``: any);
+    ``input`` is what the user types at a prompt."""
     runner = CliRunner()
 
-    def invoke(*args: str, code: int | None = 0) -> Result:
-        result = runner.invoke(app, list(args), catch_exceptions=False)
+    def invoke(*args: str, code: int | None = 0, input: str | None = None) -> Result:
+        result = runner.invoke(app, list(args), catch_exceptions=False, input=input)
         if code is not None:
             assert result.exit_code == code, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
         return result

@@ -1,4 +1,5 @@
-"""The ``tracelet`` command (``tracelet --help``): doctor, runs, show, sync, migrate, compare, import-tensorboard.
+"""The ``tracelet`` command (``tracelet --help``): doctor, runs, show, open, sync, migrate, compare,
+import-tensorboard, rm, prune.
 
 Built on Typer and Rich, which only this package imports: ``import tracelet_core`` never loads them.
 Every subcommand prints tables for people and, with ``--json``, JSON for scripts; long work shows
@@ -7,12 +8,12 @@ progress bars on stderr, so stdout stays clean for ``--json``.
 
 from __future__ import annotations
 
-from tracelet_core.cli import compare, doctor, migrate, runs, sync
+from tracelet_core.cli import compare, doctor, manage, migrate, runs, sync
 from tracelet_core.cli._app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (compare, doctor, migrate, runs, sync)  # imported for the commands they register on `app`
+_COMMANDS = (compare, doctor, manage, migrate, runs, sync)  # imported for the commands they register on `app`
 
 
 def main() -> None:

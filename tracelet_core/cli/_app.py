@@ -39,7 +39,7 @@ __all__ = [
     "user_errors",
 ]
 
-COMMAND_ORDER = ("doctor", "runs", "show", "sync", "migrate", "compare", "import-tensorboard")
+COMMAND_ORDER = ("doctor", "runs", "show", "open", "sync", "migrate", "compare", "import-tensorboard", "rm", "prune")
 
 
 class _Argument(TyperArgument):
@@ -131,6 +131,7 @@ def _main(
 ) -> None:
     """Tracelet's command line: check the setup, list and inspect local runs, deliver what the trackers missed,
     copy runs between trackers, and compare runs with statistics. Shell completion: --install-completion."""
+
 
 # Messages are not broken at 80 columns when piped (soft wrap); tables are laid out by print_table.
 out = Console(highlight=False, soft_wrap=True)
