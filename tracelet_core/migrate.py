@@ -97,8 +97,8 @@ class RunOutcome:
         run: the source run.
         action: copied, skipped (already in the destination; ``reason`` says how) or failed.
         destination_id: the destination's id of the copy.
-        points: metric points copied.
-        artifacts: files copied.
+        points: metric points copied (planned: that a copy would write).
+        artifacts: files copied (planned: that a copy would write).
         reason: why it was skipped, or the error.
         notes: what could not be carried, and why.
     """
@@ -200,7 +200,7 @@ def migrate(
         elif origin is not None and origin in known:
             outcome = RunOutcome(run, "skipped", reason=f"a copy of {origin}, which the destination holds")
         elif dry_run:
-            outcome = RunOutcome(run, "planned")
+            outcome = _plan_one(source, run)
         else:
             outcome = _copy_one(source, run, destination, backend_cls, into, observer)
             if outcome.action == "copied":
@@ -208,6 +208,15 @@ def migrate(
         observer.run_finished(outcome)
         outcomes.append(outcome)
     return outcomes
+
+
+def _plan_one(source: StoreReader, run: SourceRun) -> RunOutcome:
+    """What copying ``run`` would write: its points and files, counted in the source."""
+    try:
+        points, files = source.count(run)
+    except Exception as exc:  # one unreadable run must not stop the others
+        return RunOutcome(run, "failed", reason=f"cannot read it: {type(exc).__name__}: {exc}")
+    return RunOutcome(run, "planned", points=points, artifacts=files)
 
 
 def _copy_one(

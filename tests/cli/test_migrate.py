@@ -125,6 +125,9 @@ def test_dry_run_and_experiment_filter(mlflow_uri: str, tmp_path: Path, cli: Cal
     _make_experiment(mlflow_uri, tmp_path)
     report = _migrate(cli, f"mlflow:{mlflow_uri}", f"aim:{tmp_path / 'aim'}", "--dry-run")
     assert _actions(report) == ["planned"] * 3 and not (tmp_path / "aim").exists()
+    assert [(run["points"], run["artifacts"]) for run in report["runs"]] == [(241, 1)] * 3  # counted, not copied
+    table = cli("migrate", "--from", f"mlflow:{mlflow_uri}", "--to", f"aim:{tmp_path / 'aim'}", "--dry-run").stdout
+    assert "241" in table and not (tmp_path / "aim").exists()
     assert _migrate(cli, f"mlflow:{mlflow_uri}", f"aim:{tmp_path / 'aim'}", "-e", "nothing-here")["runs"] == []
     assert "No reader for 'nope:x'" in cli("migrate", "--from", "nope:x", "--to", "aim", code=2).stderr
     assert "Unknown backend 'nope'" in cli("migrate", "--from", f"mlflow:{mlflow_uri}", "--to", "nope", code=2).stderr
@@ -232,3 +235,17 @@ def test_import_tensorboard_sends_a_logdir_to_the_trackers(
     history = client.get_metric_history(imported["backend_run_ids"]["mlflow"], "train/loss")
     assert sorted((m.step, m.value) for m in history) == [(s, pytest.approx(1.0 / (s + 1))) for s in range(10)]
     assert "is not a directory" in cli("import-tensorboard", "nowhere", code=2).stderr
+
+
+def test_dry_run_counts_a_journal_run(cli: Callable[..., Result], tmp_path: Path) -> None:
+    import tracelet_core
+
+    run = tracelet_core.start_logging("counted", backends=[], flush_interval=0.01)
+    for step in range(10):
+        run.log_metric("loss", 1.0 / (step + 1), step=step)
+    Path("weights.bin").write_bytes(b"\0" * 16)
+    run.log_artifact("weights.bin")
+    run.finish()
+    report = _migrate(cli, "journal:.tracelet", f"aim:{tmp_path / 'aim'}", "--dry-run")
+    ((points, files),) = [(r["points"], r["artifacts"]) for r in report["runs"]]
+    assert points == 10 and files >= 1 and not (tmp_path / "aim").exists()

@@ -118,6 +118,18 @@ class StoreReader(ABC):
         """Every point of one metric; stores that can read one metric alone override this."""
         return [p for p in self.read_run(run, Path("."), artifacts=False).metrics if p.key == key]
 
+    def count(self, run: SourceRun) -> tuple[int, int]:
+        """How many metric points and files (artifacts and media) copying ``run`` would write.
+
+        Reads the run whole into a scratch directory; stores that can list their files without
+        downloading them override this.
+        """
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="tracelet-count-") as scratch:
+            record = self.read_run(run, Path(scratch))
+            return len(record.metrics), len(record.artifacts) + len(record.media)
+
     def describe(self) -> str:
         """The spec of this store, for messages."""
         return f"{self.kind}:{self.location}" if self.location else self.kind

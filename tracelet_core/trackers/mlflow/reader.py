@@ -90,6 +90,17 @@ class MlflowReader(StoreReader):
         history = sorted(history, key=lambda m: (m.timestamp, m.step))
         return [MetricPoint(key, float(m.value), int(m.step), m.timestamp / 1000) for m in history]
 
+    def count(self, run: SourceRun) -> tuple[int, int]:
+        """Points from the metric histories, files from the artifact listing (nothing is downloaded)."""
+        record = self.read_run(run, Path("."), artifacts=False)
+        return len(record.metrics), self._count_files(run.native_id, None)
+
+    def _count_files(self, run_id: str, path: str | None) -> int:
+        return sum(
+            self._count_files(run_id, item.path) if item.is_dir else 1
+            for item in self.client.list_artifacts(run_id, path)
+        )
+
     def _experiments(self) -> Iterator[Any]:
         token = None
         while True:
