@@ -4,6 +4,9 @@ A thin layer over the TensorBoard reader (:mod:`tracelet_core.trackers.tensorboa
 ``tracelet migrate --from tensorboard:LOGDIR`` uses too): every TensorBoard run it finds under LOGDIR
 becomes one Tracelet run, named after its path relative to LOGDIR, replayed with the same mapping as
 the live bridge (:mod:`tracelet_core.tensorboard_summaries`) and finished before the next one starts.
+The subdirectory PyTorch's ``add_hparams`` writes per call (named after the time, or ``run_name``) is
+not a run of its own: its hyperparameters and metrics go into the run it is in, as the live bridge
+sends them to the active run.
 Unlike ``migrate``, whose runs carry scalars, params and files only, the runs are Tracelet runs: they
 carry images, histograms and texts as well, and what a tracker does not take stays in the journal
 for ``tracelet sync``.
@@ -39,6 +42,7 @@ class ImportedRun:
         complete: whether every tracker acknowledged everything; what was not is delivered later
             by ``tracelet sync``.
         scalars, histograms, images, texts, params, artifacts: how many of each were sent.
+        merged: the ``add_hparams`` subdirectories merged into the run (relative to LOGDIR).
     """
 
     name: str
@@ -52,6 +56,7 @@ class ImportedRun:
     texts: int = 0
     params: int = 0
     artifacts: int = 0
+    merged: tuple[str, ...] = ()
 
 
 def find_tensorboard_runs(logdir: str | Path) -> list[Path]:
@@ -100,18 +105,31 @@ def import_logdir(
     require_tensorboard()
     root = _logdir(logdir)
     reader = TensorBoardReader(str(root))
-    runs = reader.list_runs()
+    runs = _with_hparams_merged(reader, reader.list_runs())
     settings = load_settings(
         experiment=experiment, backends=backends, delivery="thread", system_metrics=False, git=False, environment=False
     )
     if progress is not None:
         progress(0, len(runs))
     imported = []
-    for done, source in enumerate(runs, start=1):
-        imported.append(_import_run(reader, source, root, settings))
+    for done, (source, merged) in enumerate(runs, start=1):
+        imported.append(_import_run(reader, source, merged, root, settings))
         if progress is not None:
             progress(done, len(runs))
     return imported
+
+
+def _with_hparams_merged(reader: TensorBoardReader, runs: list[SourceRun]) -> list[tuple[SourceRun, list[SourceRun]]]:
+    """Each run to import, with the ``add_hparams`` subdirectories that go into it."""
+    by_directory = {reader.directory(run): run for run in runs}
+    chosen: dict[str, tuple[SourceRun, list[SourceRun]]] = {}
+    for run in runs:  # in path order: a parent directory comes before its subdirectories
+        parent = by_directory.get(reader.directory(run).parent)
+        if parent is not None and parent.native_id in chosen and reader.hparams_only(run):
+            chosen[parent.native_id][1].append(run)
+        else:
+            chosen[run.native_id] = (run, [])
+    return list(chosen.values())
 
 
 def _logdir(logdir: str | Path) -> Path:
@@ -121,14 +139,18 @@ def _logdir(logdir: str | Path) -> Path:
     return root
 
 
-def _import_run(reader: TensorBoardReader, source: SourceRun, root: Path, settings: TraceletSettings) -> ImportedRun:
-    """One TensorBoard run replayed into a new Tracelet run, finished before this returns."""
+def _import_run(
+    reader: TensorBoardReader, source: SourceRun, merged: list[SourceRun], root: Path, settings: TraceletSettings
+) -> ImportedRun:
+    """One TensorBoard run (and its ``add_hparams`` subdirectories) replayed into a new Tracelet run, finished
+    before this returns."""
     directory = reader.directory(source)
     run = Run(load_settings(settings, run_name=source.name)).start()
     run.set_tags({"tensorboard.imported_from": str(directory)})
     replay = SummaryReplay.into_run(run)
     try:
-        reader.replay(source, replay)
+        for part in (source, *merged):
+            reader.replay(part, replay)
     except BaseException:
         run.finish("FAILED")
         raise
@@ -140,4 +162,5 @@ def _import_run(reader: TensorBoardReader, source: SourceRun, root: Path, settin
         backend_run_ids={b.name: b.native_id for b in report.backends if b.native_id},
         complete=report.complete,
         **{kind: replay.counts[kind] for kind in _COUNTED},
+        merged=tuple(part.name or part.native_id for part in merged),
     )

@@ -29,21 +29,21 @@ def test_import_round_trips_every_run_into_mlflow(mlflow_uri: str, tmp_path: Pat
     imported = import_logdir(logdir, experiment="imported", backends=["mlflow"], progress=lambda *a: calls.append(a))
 
     assert tracelet_core.get_active_run() is active  # the import never touches the user's run
-    names = ["alpha", "alpha/hparams", "alpha/lr_decoder", "alpha/lr_encoder", "beta"]
+    names = ["alpha", "alpha/lr_decoder", "alpha/lr_encoder", "beta"]  # add_hparams' folder is part of alpha
     assert [run.name for run in imported] == names
     assert calls == [(done, len(names)) for done in range(len(names) + 1)]
     by_name = {run.name: run for run in imported}
     assert all(run.complete and set(run.backend_run_ids) == {"mlflow"} for run in imported)
     alpha = by_name["alpha"]
-    assert (alpha.scalars, alpha.histograms, alpha.images, alpha.texts) == (STEPS, STEPS, 2 * STEPS, STEPS)
+    assert (alpha.scalars, alpha.histograms, alpha.images, alpha.texts) == (STEPS + 1, STEPS, 2 * STEPS, STEPS)
     assert alpha.artifacts == 2 * STEPS + 1  # a PR curve and an audio clip per step, and the custom-scalar layout
-    assert by_name["alpha/hparams"] == ImportedRun(
-        name="alpha/hparams",
-        run_id=by_name["alpha/hparams"].run_id,
-        source=str(logdir / "alpha" / "hparams"),
-        backend_run_ids=by_name["alpha/hparams"].backend_run_ids,
-        scalars=1,
-        params=3,
+    assert (alpha.params, alpha.merged) == (3, ("alpha/hparams",))
+    assert by_name["beta"] == ImportedRun(
+        name="beta",
+        run_id=by_name["beta"].run_id,
+        source=str(logdir / "beta"),
+        backend_run_ids=by_name["beta"].backend_run_ids,
+        scalars=100,
     )
 
     client = MlflowClient(mlflow_uri)
@@ -62,8 +62,8 @@ def test_import_round_trips_every_run_into_mlflow(mlflow_uri: str, tmp_path: Pat
     ]
     encoder = client.get_metric_history(runs["alpha/lr_encoder"].info.run_id, "lr")
     assert [(m.step, m.value) for m in encoder] == [(s, pytest.approx(0.1 * s)) for s in range(STEPS)]
-    assert runs["alpha/hparams"].data.params == {"lr": "0.1", "batch_size": "32", "optimizer": "adam"}
-    assert runs["alpha/hparams"].data.metrics["hparam/accuracy"] == pytest.approx(0.9)
+    assert runs["alpha"].data.params == {"lr": "0.1", "batch_size": "32", "optimizer": "adam"}
+    assert runs["alpha"].data.metrics["hparam/accuracy"] == pytest.approx(0.9)
     paths = artifact_paths(client, alpha_id)
     assert sum(p.startswith("images/sample+step+") and p.endswith(".png") for p in paths) == STEPS
     assert read_artifact(client, alpha_id, "tracelet/text/note-step000000001.txt", tmp_path / "dl") == "step 1"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ __all__ = [
     "JournalDirOption",
     "JsonOption",
     "app",
+    "console_output",
     "emit_json",
     "err",
     "escape",
@@ -191,6 +194,45 @@ def user_errors() -> Iterator[None]:
         fail(str(exc), 2)
     except TraceletError as exc:
         fail(str(exc), 1)
+
+
+# Loggers whose INFO lines (MLflow's "Creating initial MLflow database tables...", alembic's migrations,
+# Tracelet's end-of-run summary, which the command's own table repeats) would break a progress bar:
+# raised to WARNING while a command draws one. MLflow sets its "mlflow" logger's level when it is
+# imported, so its store's logger is named as well.
+_CHATTY_LOGGERS = ("tracelet", "mlflow", "mlflow.store", "alembic", "wandb", "aim", "clearml", "urllib3")
+
+
+@contextmanager
+def console_output(console: Console) -> Iterator[None]:
+    """Warnings and log records printed through ``console``, so they go above a progress bar instead of
+    through it: a warning as ``warning: MESSAGE`` (not Tracelet's source file and line, which tell a user
+    nothing), SDKs' INFO chatter silenced.
+    """
+    from rich.logging import RichHandler
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        console.print(f"[yellow]warning:[/] {escape(str(message))}")
+
+    previous_show = warnings.showwarning
+    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
+    saved = [(logger.level, logger.handlers[:]) for logger in loggers]
+    handler = RichHandler(console=console, show_time=False, show_path=False, level=logging.WARNING)
+    root = logging.getLogger()
+    warnings.showwarning = show
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+        # A handler of its own (Tracelet's default one, MLflow's) writes to stderr past the console.
+        logger.handlers = [handler] if logger.handlers else []
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for logger, (level, handlers) in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
+            logger.handlers = handlers
+        warnings.showwarning = previous_show
 
 
 def journal_dir(given: Path | None) -> Path:

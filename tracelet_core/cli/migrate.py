@@ -14,6 +14,7 @@ from rich.table import Table
 from tracelet_core.cli._app import (
     JsonOption,
     app,
+    console_output,
     emit_json,
     escape,
     fail,
@@ -104,7 +105,7 @@ def migrate_command(
     from tracelet_core.settings import load_settings
 
     progress = progress_bars(as_json)
-    with user_errors():
+    with user_errors(), console_output(progress.console):
         target = parse_destination(destination, load_settings())
         with open_reader(source) as reader, progress:
             outcomes = migrate(
@@ -181,7 +182,7 @@ def import_tensorboard(
     if not logdir.is_dir():
         fail(f"{logdir} is not a directory", 2)
     progress = progress_bars(as_json)
-    with user_errors(), progress:
+    with user_errors(), progress, console_output(progress.console):
         task = progress.add_task(f"runs in {logdir}", total=None)
 
         def advance(done: int, total: int) -> None:

@@ -140,6 +140,27 @@ class TensorBoardReader(StoreReader):
         accumulator.Reload()
         _replay_accumulator(accumulator, replay)
 
+    def hparams_only(self, run: SourceRun) -> bool:
+        """Whether ``run``'s directory holds only what one ``add_hparams`` call writes: the hparams and their
+        metrics (PyTorch's ``add_hparams`` writes them into a timestamped subdirectory of the run).
+
+        Raises:
+            BackendUnavailableError: the ``tensorboard`` package is not installed.
+        """
+        require_tensorboard()
+        from tensorboard.backend.event_processing import event_accumulator
+
+        sizes = dict.fromkeys(event_accumulator.DEFAULT_SIZE_GUIDANCE, 1)  # the tags are enough
+        accumulator = event_accumulator.EventAccumulator(str(self.directory(run)), size_guidance=sizes)
+        accumulator.Reload()
+        tags = accumulator.Tags()
+        if any(tags.get(kind) for kind in ("images", "histograms", "audio")):
+            return False
+        try:
+            return bool(accumulator.PluginTagToContent(_HPARAMS_PLUGIN))
+        except KeyError:  # no add_hparams here
+            return False
+
     def read_run(self, run: SourceRun, scratch: Path, *, artifacts: bool = True) -> RunRecord:
         record = RunRecord(run=run)
         target = _RecordTarget(record, scratch / "tensorboard-media" if artifacts else None)
