@@ -88,6 +88,8 @@ def test_runs_side_by_side_and_lower_is_better_for_losses(cli: Callable[..., Res
 def test_compare_says_what_is_wrong(cli: Callable[..., Result]) -> None:
     first, second = _run("p", 0.5), _run("q", 0.6)
     assert "no 'val/f1' points" in cli("compare", first, second, "-m", "val/f1", code=1).stderr
+    typo = " ".join(cli("compare", first, second, "-m", "val_acc", code=1).stderr.split())
+    assert "did you mean 'val/acc'?" in typo and "its metrics:" in typo
     assert "at least 2 runs" in cli("compare", "-m", "val/acc", "-g", f"A={first}", "-g", f"B={second}", code=2).stderr
     assert "NAME=run1,run2" in cli("compare", "-m", "val/acc", "-g", "A", code=2).stderr
     assert "Missing option '--metric'" in cli("compare", first, code=2).stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -96,7 +97,7 @@ def compare(
         with reader:
             groups = _groups(reader, list(runs or []), list(group or []))
             histories = {run.key: reader.metric_history(run, metric) for _, members in groups for run in members}
-    summaries = _summaries(metric, direction, groups, histories)
+            summaries = _summaries(metric, direction, groups, histories, reader)
     try:
         stats = [
             group_stats(name, [_value(summaries[r.key], stat) for r in members], confidence)
@@ -120,17 +121,26 @@ def compare(
 
 
 def _summaries(
-    metric: str, direction: Goal, groups: list[tuple[str, list[SourceRun]]], histories: dict[str, list[MetricPoint]]
+    metric: str,
+    direction: Goal,
+    groups: list[tuple[str, list[SourceRun]]],
+    histories: dict[str, list[MetricPoint]],
+    reader: StoreReader,
 ) -> dict[str, Summary]:
-    """Each run's summary of ``metric``, by run key; exits 1 naming the runs without a point of it."""
+    """Each run's summary of ``metric``, by run key; exits 1 naming the runs without a point of it, and the
+    run's metrics whose names are close (a typo, ``val_acc`` for ``val/acc``)."""
     summaries: dict[str, Summary] = {}
     for key, points in histories.items():
         summary = summarize(points, direction)
         if summary is not None:
             summaries[key] = summary
-    missing = [run.native_id for _, members in groups for run in members if run.key not in summaries]
+    missing = [run for _, members in groups for run in members if run.key not in summaries]
     if missing:
-        fail(f"no {metric!r} points in run(s) {', '.join(missing)}", 1)
+        keys = reader.metric_keys(missing[0])
+        close = difflib.get_close_matches(metric, keys, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        known = f" (its metrics: {', '.join(keys[:20])}{', ...' if len(keys) > 20 else ''})" if keys else ""
+        fail(f"no {metric!r} points in run(s) {', '.join(r.native_id for r in missing)}{hint}{known}", 1)
     return summaries
 
 

@@ -118,6 +118,10 @@ class StoreReader(ABC):
         """Every point of one metric; stores that can read one metric alone override this."""
         return [p for p in self.read_run(run, Path("."), artifacts=False).metrics if p.key == key]
 
+    def metric_keys(self, run: SourceRun) -> list[str]:
+        """The names of ``run``'s metrics, sorted; stores that can list them without reading points override this."""
+        return sorted({p.key for p in self.read_run(run, Path("."), artifacts=False).metrics})
+
     def count(self, run: SourceRun) -> tuple[int, int]:
         """How many metric points and files (artifacts and media) copying ``run`` would write.
 
