@@ -131,6 +131,21 @@ def _sync_one(run: JournalRun, request: _Request, bars: _Bars, announce: Announc
     return _Outcome(run, result.outcome, result.message, result.ok)
 
 
+def _print_outcomes(outcomes: list[_Outcome], as_json: bool) -> None:
+    """One line per run (or JSON): the outcome and why."""
+    if as_json:
+        emit_json(
+            [
+                run_json(load_run(o.run.path) if o.run.readable else o.run)
+                | {"outcome": o.outcome, "message": redact(o.message)}
+                for o in outcomes
+            ]
+        )
+    else:
+        for o in outcomes:
+            out.print(f"{_OUTCOME_STYLE[o.outcome]} {escape(o.run.run_id[:8])}: {escape(redact(o.message) or '')}")
+
+
 @app.command(
     short_help="Deliver what the trackers have not acknowledged (exactly once).",
     epilog="Examples: [bold]tracelet sync[/] (every run with undelivered events)  ·  "
@@ -190,16 +205,6 @@ def sync(
         request = _Request(targets, wait, stall_timeout, retarget)
         for journal_run in chosen:
             outcomes.append(_sync_one(journal_run, request, bars, _announcer(progress, as_json)))
-    if as_json:
-        emit_json(
-            [
-                run_json(load_run(o.run.path) if o.run.readable else o.run)
-                | {"outcome": o.outcome, "message": redact(o.message)}
-                for o in outcomes
-            ]
-        )
-    else:
-        for o in outcomes:
-            out.print(f"{_OUTCOME_STYLE[o.outcome]} {escape(o.run.run_id[:8])}: {escape(redact(o.message) or '')}")
+    _print_outcomes(outcomes, as_json)
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
