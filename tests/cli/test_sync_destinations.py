@@ -78,7 +78,9 @@ def test_sync_does_not_guess_a_destination_the_run_did_not_record(
     assert _runs_in(shell) == ["meant-for-a"]
 
 
-def test_show_and_sync_know_files_released_after_upload(mlflow_uri: str, cli: Callable[..., Result]) -> None:
+def test_show_and_sync_know_files_released_after_upload(
+    all_trackers: dict[str, Path], mlflow_uri: str, cli: Callable[..., Result]
+) -> None:
     run = tracelet_core.start_logging("files", backends=["mlflow"], keep_uploaded_files=False, flush_interval=0.01)
     for name in ("notes.txt", "best-1.ckpt", "best-2.ckpt", "gone.txt"):
         Path(name).write_text(name)
@@ -103,7 +105,7 @@ def test_show_and_sync_know_files_released_after_upload(mlflow_uri: str, cli: Ca
     assert "1 file(s) not copied" in result.stdout and "docs/gone.txt" in result.stdout
     assert "is gone" not in result.stderr  # said once in the outcome, not warned per file
 
-    reader = WandbOfflineReader(str(Path.cwd()))
+    reader = WandbOfflineReader(str(all_trackers["wandb"]))
     (source,) = reader.list_runs()
     copied = {ref.name for ref in reader.read_run(source, Path("scratch")).artifacts}
     assert {"docs/notes.txt", "checkpoints/best-2.ckpt"} <= copied and "docs/gone.txt" not in copied
