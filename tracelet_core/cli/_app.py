@@ -91,6 +91,11 @@ def _value_metavar(option: TyperOption) -> str:
 class _Commands(TyperGroup):
     """Lists the commands in the order a user meets them, not alphabetically, with plain help (see _plain_help)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():  # also what reads the commands without a context (the docs)
+            _plain_help(command.params)
+
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda name: COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(names))
