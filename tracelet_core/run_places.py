@@ -17,9 +17,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracelet_core.pipeline.contract import BackendDelivery
 from tracelet_core.pipeline.credentials import restore_credentials
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 __all__ = ["Removal", "RunPlace", "locate", "mlflow_experiment_id", "remove_from_tracker"]
 
@@ -113,8 +117,8 @@ def remove_from_tracker(delivery: BackendDelivery) -> Removal:
     return Removal(name, False, f"left in place: delete it at {where}")
 
 
-def _mlflow_client(location: str):  # type: ignore[no-untyped-def]
-    from mlflow.tracking import MlflowClient
+def _mlflow_client(location: str) -> MlflowClient:
+    """A client of the store at ``location`` (credentials from the environment) that fails fast when it is down."""
+    from tracelet_core.trackers.mlflow.reader import MlflowReader
 
-    uri = restore_credentials({"mlflow": {"tracking_uri": location}})["mlflow"]["tracking_uri"]
-    return MlflowClient(tracking_uri=uri)
+    return MlflowReader(restore_credentials({"mlflow": {"tracking_uri": location}})["mlflow"]["tracking_uri"]).client

@@ -79,7 +79,9 @@ def test_names_and_values_are_shown_as_they_are(cli: Callable[..., Result]) -> N
     assert "[bold]name[/bold]" in cli("runs").stdout
 
 
-@pytest.mark.parametrize("command", ["doctor", "runs", "show", "sync", "migrate", "compare", "import-tensorboard"])
+@pytest.mark.parametrize(
+    "command", ["doctor", "runs", "show", "open", "sync", "migrate", "compare", "import-tensorboard", "rm", "prune"]
+)
 def test_every_command_has_help_with_an_example(command: str, cli: Callable[..., Result]) -> None:
     help_text = cli(command, "--help").stdout
     assert "Example" in help_text and "--json" in help_text
