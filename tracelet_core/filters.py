@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tracelet_core.errors import ConfigurationError
 
@@ -43,7 +44,7 @@ PREFIXES = ("tag.", "param.", "metric.")
 _CONDITION = re.compile(r"^(?P<field>[^=!<>~\s]+)(?P<op>!=|>=|<=|=|>|<|~)(?P<value>.*)$", re.DOTALL)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_COMPARE: dict[str, Callable[[object, object], bool]] = {
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq,
     "!=": operator.ne,
     ">": operator.gt,
