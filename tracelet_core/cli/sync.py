@@ -14,6 +14,7 @@ from tracelet_core.cli._app import (
     JournalDirOption,
     JsonOption,
     app,
+    console_output,
     emit_json,
     escape,
     journal_dir,
@@ -200,7 +201,7 @@ def sync(
         return
     outcomes: list[_Outcome] = []
     progress = progress_bars(as_json, TextColumn("{task.fields[note]}"))
-    with user_errors(), progress:
+    with user_errors(), progress, console_output(progress.console):
         bars = _Bars(progress)
         request = _Request(targets, wait, stall_timeout, retarget)
         for journal_run in chosen:
