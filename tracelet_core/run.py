@@ -34,6 +34,7 @@ from tracelet_core.pipeline.journal import Journal
 from tracelet_core.pipeline.queue import ARTIFACT, CONFIG, MEDIA, METRICS, PARAMS, TAGS, EventQueue
 from tracelet_core.pipeline.recording import Recording, check_run_free, run_directory
 from tracelet_core.pipeline.report import DeliveryReport, read_report
+from tracelet_core.run_names import choose_run_name
 from tracelet_core.settings import TraceletSettings
 
 __all__ = ["Run", "check_run_free", "run_directory"]
@@ -66,13 +67,16 @@ class Run:
     def __init__(
         self, settings: TraceletSettings, run_id: str | None = None, native_ids: Mapping[str, str] | None = None
     ) -> None:
-        self.settings = settings
         self.id = run_id or uuid.uuid4().hex
         self.experiment = settings.experiment
-        self.name = settings.run_name
         self.run_dir = run_directory(settings, self.id)
         self.journal_path = self.run_dir / JOURNAL_FILENAME
         self.resumed = self.journal_path.exists()
+        self.name: str | None = choose_run_name(settings.run_name, self.journal_path)
+        if settings.enabled and self.name != settings.run_name:
+            # chosen once: the journal, `tracelet runs` and every tracker get this one name
+            settings = settings.model_copy(update={"run_name": self.name})
+        self.settings = settings
         self.status: str = "RUNNING"
         self._queue: EventQueue | None = None  # the recording's queue, kept here for the hot path
         self._recording: Recording | None = None
@@ -277,10 +281,12 @@ class Run:
         if self._queue is None:
             return
 
+        first_sample = None
         if self._collectors is not None:
             self._collectors.stop()
+            first_sample = self._collectors.next_sample  # the journal may not hold the last samples yet
         settings = load_settings(self.settings, git=False, environment=False, **overrides)
-        self._collectors = start_collectors(self, settings)
+        self._collectors = start_collectors(self, settings, first_sample=first_sample)
 
     # -- state ----------------------------------------------------------------------------------
 
