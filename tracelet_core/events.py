@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "SYSTEM_METRIC_PREFIX",
     "TERMINAL_STATUSES",
     "ArtifactRef",
     "Batch",
@@ -16,11 +17,26 @@ __all__ = [
     "MetricPoint",
     "RunInfo",
     "RunStatus",
+    "is_system_metric",
 ]
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 TERMINAL_STATUSES: tuple[RunStatus, ...] = ("FINISHED", "FAILED", "KILLED")
 MediaKind = Literal["image", "histogram", "text"]
+# System metrics (collectors/system.py, gpu.py) carry their sample index (0, 1, 2...) as step, as
+# MLflow's own system-metrics monitor does; trackers whose step axis is the trainer's (W&B,
+# ClearML) plot them against wall-clock time instead.
+SYSTEM_METRIC_PREFIX = "system/"
+
+
+def is_system_metric(key: str) -> bool:
+    """Whether ``key`` names a system metric, whose step is a sample index rather than a training step.
+
+    Example:
+        >>> is_system_metric("system/cpu_percent"), is_system_metric("train/loss")
+        (True, False)
+    """
+    return key.startswith(SYSTEM_METRIC_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +112,8 @@ class RunInfo:
         tags: the run's tags at start.
         start_time: seconds since the epoch.
         run_dir: the run's local directory (journal, delivery log, staged files).
+        end_time: when the run ended, for a run copied after it ended (``tracelet migrate``); None
+            for a live run, which ends when the backend is closed.
     """
 
     run_id: str
@@ -104,3 +122,4 @@ class RunInfo:
     tags: dict[str, str]
     start_time: float
     run_dir: str
+    end_time: float | None = None

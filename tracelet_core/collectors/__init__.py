@@ -19,10 +19,12 @@ Timing:
       timeout) and then drops anything a late collector still produces.
 
 Step axis:
-    Collector metrics are logged with ``step=None`` and the time of the report as their timestamp.
-    Backends put them on a wall-time axis, apart from the training step: a step invented from the
-    clock would interleave with Lightning's global step, and W&B drops points whose step goes
-    backwards.
+    System and GPU metrics (``system/*``) are logged with their sample index as step (0, 1, 2...
+    over the run, continued when a run resumes), as MLflow's own system-metrics monitor logs them,
+    and the time of the report as their timestamp: MLflow's "System metrics" tab and Aim draw them
+    as lines. Trackers whose step axis is the trainer's (W&B, ClearML) plot them against wall-clock
+    time instead (see :func:`tracelet_core.events.is_system_metric`). A collector's own metrics have
+    the step its :class:`Collected` gives, ``None`` by default.
 
 Failures:
     A collector that raises is caught; the first failure of each collector gives one
@@ -181,7 +183,9 @@ def builtin_collectors(settings: TraceletSettings) -> list[Collector]:
     return collectors
 
 
-def start_collectors(sink: CollectorSink, settings: TraceletSettings, extra: Sequence[Collector] = ()) -> CollectorSet:
+def start_collectors(
+    sink: CollectorSink, settings: TraceletSettings, extra: Sequence[Collector] = (), first_sample: int | None = None
+) -> CollectorSet:
     """Start a run's collectors: the built-ins ``settings`` enables, custom ones, and ``extra``.
 
     Returns at once: one-shot collectors run on a daemon thread of their own and periodic ones on
@@ -189,10 +193,12 @@ def start_collectors(sink: CollectorSink, settings: TraceletSettings, extra: Seq
     there too. Stop them with :meth:`CollectorSet.stop` when the run finishes.
 
     Args:
-        sink: the run; receives metrics (``step=None``), tags, params and artifacts.
+        sink: the run; receives metrics (system metrics with their sample index as step), tags, params
+            and artifacts.
         settings: the run's settings (``system_metrics``, ``system_metrics_interval``, ``git``,
             ``environment``, ``env_include``, ``env_exclude``; ``enabled=False`` starts nothing).
         extra: more collectors for this run only.
+        first_sample: the step of the first system-metrics sample; default: after the journal's last.
 
     Returns:
         The running collectors.
@@ -207,7 +213,11 @@ def start_collectors(sink: CollectorSink, settings: TraceletSettings, extra: Seq
     if not settings.enabled:
         return CollectorSet(sink, settings=settings)
     collectors = CollectorSet(
-        sink, [*builtin_collectors(settings), *extra], settings=settings, discover=_custom_collectors
+        sink,
+        [*builtin_collectors(settings), *extra],
+        settings=settings,
+        discover=_custom_collectors,
+        first_sample=first_sample,
     )
     collectors.start()
     return collectors

@@ -59,11 +59,13 @@ class Collected:
     """What one call to :meth:`Collector.collect` found.
 
     Attributes:
-        metrics: metric name to value (logged with ``step=None``).
+        metrics: metric name to value.
         tags: tag name to string value.
         params: parameter name to value.
         artifacts: name in the tracker (``"tracelet/environment.json"``) to a local file.
         timestamp: when the values were taken (seconds since the epoch); None means "now".
+        step: the metrics' step: None for none; the system and GPU collectors give their sample index
+            (0, 1, 2... over the run), as MLflow's own system-metrics monitor does.
 
     Example:
         >>> Collected(tags={"team": "vision"}).tags
@@ -75,6 +77,7 @@ class Collected:
     params: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
     timestamp: float | None = None
+    step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,13 @@ class CollectorContext:
     Attributes:
         run_dir: the run's directory.
         settings: the run's settings (None when a collector runs outside a run).
+        first_sample: the sample index a sampling collector starts counting from (after the samples a
+            resumed run, or the collectors it restarted, already recorded).
     """
 
     run_dir: Path
     settings: TraceletSettings | None = None
+    first_sample: int = 0
 
     def path_for(self, filename: str) -> Path:
         """A path under ``run_dir/collected/`` for a file to log as an artifact (the folder exists).

@@ -77,6 +77,7 @@ class GpuCollector(Collector):
         self._handles: list[Any] = []
         self._unsupported: set[tuple[int, str]] = set()
         self._window = MeanWindow()
+        self._next_step = 0
 
     def start(self, context: CollectorContext) -> None:
         try:
@@ -102,6 +103,7 @@ class GpuCollector(Collector):
         self._nvml, self._handles = pynvml, handles
         self._unsupported.clear()
         self._window = MeanWindow()
+        self._next_step = context.first_sample
 
     def sample(self) -> None:
         nvml = self._nvml
@@ -127,7 +129,10 @@ class GpuCollector(Collector):
         if not len(self._window):
             return None
         means = self._window.take()
-        return Collected(metrics={self.prefix + k: v for k, v in means.items()}, timestamp=time.time())
+        self._next_step += 1
+        return Collected(
+            {self.prefix + k: v for k, v in means.items()}, timestamp=time.time(), step=self._next_step - 1
+        )
 
     def close(self) -> None:
         if self._nvml is not None:

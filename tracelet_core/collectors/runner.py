@@ -6,6 +6,7 @@ See the package docstring (:mod:`tracelet_core.collectors`) for the timing, step
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,8 @@ from tracelet_core.collectors.base import (
     CollectorUnavailableError,
 )
 from tracelet_core.inputs import to_metric_value
+from tracelet_core.pipeline.files import JOURNAL_FILENAME
+from tracelet_core.pipeline.journal import Journal
 
 if TYPE_CHECKING:
     from tracelet_core.settings import TraceletSettings
@@ -32,6 +35,7 @@ PERIODIC_THREAD_NAME = "tracelet-collectors"
 ONE_SHOT_THREAD_NAME = "tracelet-collectors-once"
 
 logger = logging.getLogger("tracelet.collectors")
+_ALWAYS_SAMPLED = "system/memory_percent"  # in every report of the system collector
 
 
 @dataclass
@@ -41,6 +45,22 @@ class _Schedule:
     sample_interval: float | None
     next_sample: float
     next_report: float
+
+
+def next_sample_index(run_dir: Path) -> int:
+    """The step after the last system-metrics sample in the run's journal (0 when there is none).
+
+    A resumed run goes on counting where its previous session stopped, as MLflow's own monitor does.
+    """
+    journal_path = run_dir / JOURNAL_FILENAME
+    if not journal_path.exists():
+        return 0
+    try:
+        with Journal(journal_path) as journal:
+            steps = [event.step for event in journal.metric_history(_ALWAYS_SAMPLED) if event.step is not None]
+    except (errors.TraceletError, sqlite3.Error, OSError):  # unreadable now: count from 0
+        return 0
+    return max(steps, default=-1) + 1
 
 
 def _next_due(previous: float, period: float, now: float) -> float:
@@ -58,6 +78,8 @@ class CollectorSet:
         settings: the run's settings, passed on to each collector's ``start``.
         discover: called on the collector thread for more collectors (registered and entry-point
             ones), so that loading them never holds up the caller.
+        first_sample: the step of the first system-metrics sample (see :class:`CollectorContext`); by
+            default the one after the last in the run's journal, 0 for a new run.
 
     Example:
         >>> import tempfile
@@ -78,16 +100,26 @@ class CollectorSet:
         collectors: Sequence[Collector] = (),
         settings: TraceletSettings | None = None,
         discover: Callable[[], list[Collector]] | None = None,
+        first_sample: int | None = None,
     ) -> None:
         self._sink = sink
         self._initial = list(collectors)
         self._discover = discover
-        self._context = CollectorContext(Path(sink.run_dir), settings)
+        run_dir = Path(sink.run_dir)
+        first = next_sample_index(run_dir) if first_sample is None else first_sample
+        self._context = CollectorContext(run_dir, settings, first)
+        self._next_sample = first
         self._stop_event = threading.Event()
         self._lock = threading.Lock()
         self._closed = False
         self._thread: threading.Thread | None = None
         self._once_thread: threading.Thread | None = None
+
+    @property
+    def next_sample(self) -> int:
+        """The step after the last sample reported: where collectors that replace these go on counting."""
+        with self._lock:
+            return self._next_sample
 
     def start(self) -> None:
         """Start the collector thread (once; later calls do nothing)."""
@@ -252,6 +284,8 @@ class CollectorSet:
             if result.params:
                 self._sink.log_params(dict(result.params))
             if metrics:
-                self._sink.log_metrics(metrics, step=None, timestamp=timestamp)
+                self._sink.log_metrics(metrics, step=result.step, timestamp=timestamp)
+                if result.step is not None:
+                    self._next_sample = max(self._next_sample, result.step + 1)
             for name, path in result.artifacts.items():
                 self._sink.log_artifact(str(path), name=name)

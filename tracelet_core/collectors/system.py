@@ -6,7 +6,8 @@ seconds (``TRACELET_SYSTEM_METRICS_INTERVAL``), so a report stands for its whole
 sending a point per reading. CPU percentages come from CPU-time counters read at each report, which
 makes them exact means over the interval. Disk and network counters are reported as totals since
 the run started (the latest value, not a mean). Disk usage is that of the working directory's disk
-at the report. Sizes are MiB (2**20 bytes).
+at the report. Sizes are MiB (2**20 bytes). Each report's step is its index (0, 1, 2... over the
+run, continued by a resumed run), with the wall-clock time of the report as its timestamp.
 
 The process metrics are the training process alone: DataLoader workers and Tracelet's delivery
 process are processes of their own. ``system/process_cpu_percent`` is in percent of one core, as
@@ -78,6 +79,7 @@ class SystemCollector(Collector):
         self.prefix = prefix
         self._disk_path = disk_path
         self._window = MeanWindow()
+        self._next_step = 0
         self._failed: set[str] = set()
 
     def start(self, context: CollectorContext) -> None:
@@ -91,6 +93,7 @@ class SystemCollector(Collector):
         self._net_start = self._read("net_io", psutil.net_io_counters)
         self._window = MeanWindow()
         self._reported = False
+        self._next_step = context.first_sample
 
     def sample(self) -> None:
         memory = psutil.virtual_memory()
@@ -128,7 +131,10 @@ class SystemCollector(Collector):
         if net is not None and self._net_start is not None:
             metrics["net_sent_mb"] = max(0, net.bytes_sent - self._net_start.bytes_sent) / MIB
             metrics["net_recv_mb"] = max(0, net.bytes_recv - self._net_start.bytes_recv) / MIB
-        return Collected(metrics={self.prefix + k: v for k, v in metrics.items()}, timestamp=time.time())
+        self._next_step += 1
+        return Collected(
+            {self.prefix + k: v for k, v in metrics.items()}, timestamp=time.time(), step=self._next_step - 1
+        )
 
     def _read(self, what: str, read: Callable[[], _T | None]) -> _T | None:
         """One psutil reading that some machines cannot give (containers without disks, no NICs)."""

@@ -133,18 +133,18 @@ def test_sampling_is_separate_from_reporting(tmp_path: Path) -> None:
     # One report per 0.6 s and the last one at stop, however many samples were taken.
     assert 1 <= len(sink.metrics) <= elapsed / 0.6 + 1
     assert len(sink.metrics) < CountingSystemCollector.samples
-    assert all(step is None for _, step, _ in sink.metrics)
+    assert [step for _, step, _ in sink.metrics] == list(range(len(sink.metrics)))
 
 
-def test_run_gets_system_metrics_on_a_wall_time_axis(tmp_path: Path) -> None:
+def test_run_gets_system_metrics_with_their_sample_index_as_step_and_the_wall_time(tmp_path: Path) -> None:
     sink = RecordingSink(tmp_path)
     started = time.time()
     collectors = start_collectors(sink, only_system(0.2))
     wait_until(lambda: len(sink.metrics) >= 2, what="two system-metric points")
     collectors.stop()
-    for metrics, step, timestamp in sink.metrics:
+    assert [step for _, step, _ in sink.metrics] == list(range(len(sink.metrics)))
+    for metrics, _, timestamp in sink.metrics:
         assert set(metrics) == SYSTEM_METRICS
-        assert step is None
         assert timestamp is not None and started <= timestamp <= time.time()
     timestamps = [ts for _, _, ts in sink.metrics if ts is not None]
     assert timestamps == sorted(timestamps)
@@ -185,3 +185,14 @@ def test_system_metrics_off_starts_no_system_collector(tmp_path: Path) -> None:
 def test_rejects_a_non_positive_interval() -> None:
     with pytest.raises(ValueError, match="interval"):
         SystemCollector(interval=0)
+
+
+def test_sample_steps_go_on_from_where_collectors_they_replace_stopped(tmp_path: Path) -> None:
+    sink = RecordingSink(tmp_path)
+    first = start_collectors(sink, only_system(0.2))
+    wait_until(lambda: len(sink.metrics) >= 2, what="two system-metric points")
+    first.stop()
+    second = start_collectors(sink, only_system(0.2), first_sample=first.next_sample)
+    second.stop()
+    steps = [step for _, step, _ in sink.metrics]
+    assert steps == list(range(len(steps))) and len(steps) >= 3
