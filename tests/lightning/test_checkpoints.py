@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import ClassVar
@@ -31,7 +32,13 @@ class ThreadRecordingBackend(InMemoryBackend):
 
 
 def checkpoints(uri: str, run_id: str) -> list[str]:
-    return [p for p in artifact_paths(uri, run_id) if p.startswith("checkpoints/")]
+    return [p for p in artifact_paths(uri, run_id) if p.startswith("checkpoints/") and p.endswith(".ckpt")]
+
+
+def checkpoint_index(uri: str, run_id: str) -> dict[str, dict[str, object]]:
+    """The run's ``checkpoints/index.json``: the metadata of each checkpoint it holds."""
+    local = MlflowClient(uri).download_artifacts(run_id, "checkpoints/index.json")
+    return json.loads(Path(local).read_text())["checkpoints"]
 
 
 def fit(callbacks: list[pl.Callback], **logger_options: object) -> TraceletLogger:
@@ -49,16 +56,17 @@ def test_best_is_the_default_and_each_new_best_is_uploaded_with_its_score(mlflow
     # epoch 0 was the best first; epoch 1 replaced it, in MLflow too
     assert checkpoints(mlflow_uri, run.info.run_id) == ["checkpoints/epoch=01-step=000016.ckpt"]
     tags = run.data.tags
-    assert float(tags["tracelet.artifact.checkpoints/epoch_00-step_000008.ckpt.score"]) == pytest.approx(0.5)
     assert tags["tracelet.checkpoint.best"] == "checkpoints/epoch=01-step=000016.ckpt"
     assert float(tags["tracelet.checkpoint.best_score"]) == pytest.approx(0.3)
-    # the metadata of each upload (MLflow keeps it as tags; '=' is not allowed in tag keys there)
-    meta = "tracelet.artifact.checkpoints/epoch_01-step_000016.ckpt"
-    assert float(tags[f"{meta}.score"]) == pytest.approx(0.3)
-    assert tags[f"{meta}.monitor"] == "val/score"
-    assert tags[f"{meta}.aliases"] == "best,last"
-    assert tags[f"{meta}.replaces"] == "checkpoints/epoch=00-step=000008.ckpt"
-    assert (tags[f"{meta}.epoch"], tags[f"{meta}.step"]) == ("1", "16")
+    assert not any(key.startswith("tracelet.artifact") for key in tags)
+    # the metadata of each checkpoint the run holds, in one JSON file; the replaced one has left it
+    index = checkpoint_index(mlflow_uri, run.info.run_id)
+    assert list(index) == ["checkpoints/epoch=01-step=000016.ckpt"]
+    meta = index["checkpoints/epoch=01-step=000016.ckpt"]
+    assert meta["score"] == pytest.approx(0.3)
+    assert meta["monitor"] == "val/score"
+    assert meta["aliases"] == ["best", "last"]
+    assert (meta["epoch"], meta["step"]) == (1, 16)
 
 
 def test_all_from_the_environment_uploads_every_checkpoint_once(
@@ -81,9 +89,9 @@ def test_last_uploads_the_newest_and_names_the_one_it_replaces(mlflow_uri: str) 
     assert checkpoints(mlflow_uri, run.info.run_id) == ["checkpoints/epoch=02-step=000024.ckpt"]
     tags = run.data.tags
     assert tags["tracelet.checkpoint.last"] == "checkpoints/epoch=02-step=000024.ckpt"
-    meta = "tracelet.artifact.checkpoints/epoch_02-step_000024.ckpt"
-    assert tags[f"{meta}.aliases"] == "last"  # epoch 1 stays the best
-    assert tags[f"{meta}.replaces"] == "checkpoints/epoch=01-step=000016.ckpt"
+    index = checkpoint_index(mlflow_uri, run.info.run_id)
+    assert list(index) == ["checkpoints/epoch=02-step=000024.ckpt"]  # the one it replaced has left
+    assert index["checkpoints/epoch=02-step=000024.ckpt"]["aliases"] == ["last"]  # epoch 1 stays the best
 
 
 def test_none_uploads_nothing(mlflow_uri: str) -> None:

@@ -1,7 +1,10 @@
 """The software environment: ``env.*`` tags, ``tracelet/environment.json`` and ``tracelet/requirements.txt``.
 
-Tags: ``env.python``, ``env.python_implementation``, ``env.platform``, ``env.hostname``,
-``env.cpu_count``, and where known ``env.torch``, ``env.lightning``, ``env.cuda``, ``env.cudnn``.
+Tags: ``env.python``, ``env.platform``, ``env.hostname``, ``env.user`` (the login name),
+``env.program`` (the script run: ``sys.argv[0]``, as MLflow names a run's source), and where known
+``env.torch``, ``env.lightning``, ``env.cuda``, ``env.cudnn``. The rest (interpreter implementation,
+CPU count, command line, packages...) is in ``tracelet/environment.json``: tags are what users filter
+runs on, and every tag is one more row on each tracker's run page.
 Versions of torch and Lightning come from the installed package metadata; CUDA and cuDNN versions
 are read only when torch is already imported, since importing it here would cost seconds.
 
@@ -16,6 +19,7 @@ or whose value looks like ``key=...`` settings (connection strings) is recorded 
 from __future__ import annotations
 
 import datetime
+import getpass
 import json
 import os
 import platform
@@ -156,6 +160,14 @@ def _version(*distributions: str) -> str | None:
     return None
 
 
+def _login_name() -> str | None:
+    """The user running the program, as MLflow's "Created by" names it; None where there is none."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no USER/LOGNAME and no passwd entry (some containers)
+        return None
+
+
 def _cuda_versions() -> dict[str, str]:
     """CUDA and cuDNN versions from torch, only if the program has imported torch already."""
     torch: Any = sys.modules.get("torch")
@@ -258,11 +270,13 @@ class EnvironmentCollector(Collector):
         known_versions = {k: v for k, v in versions.items() if v}
         tags = {
             "env.python": platform.python_version(),
-            "env.python_implementation": platform.python_implementation(),
             "env.platform": platform.platform(),
             "env.hostname": socket.gethostname(),
-            "env.cpu_count": str(os.cpu_count() or 0),
+            "env.program": sys.argv[0] if sys.argv and sys.argv[0] else "<console>",
         }
+        user = _login_name()
+        if user:
+            tags["env.user"] = user
         tags.update({f"env.{name}": version for name, version in known_versions.items()})
         packages = installed_packages()
         capture = {

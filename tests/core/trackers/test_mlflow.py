@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -64,7 +65,9 @@ def test_backend_writes_what_mlflow_reads_back(mlflow_uri: str, tmp_path: Path) 
     assert len(run.data.params) == 250
     assert run.data.tags["team"] == "vision" and run.data.tags["stage"] == "a"
     assert run.data.tags["tracelet.run_id"] == "r1"
-    assert run.data.tags["tracelet.artifact.models/best.bin.score"] == "0.9"
+    assert not any(key.startswith("tracelet.artifact") for key in run.data.tags)  # metadata: one JSON file
+    index = json.loads(Path(client.download_artifacts(native, "checkpoints/index.json")).read_text())
+    assert index == {"checkpoints": {"models/best.bin": {"score": 0.9}}}
     assert run.info.run_name == "my-run"
     assert run.info.status == "FINISHED"
     assert [a.path for a in client.list_artifacts(native, "models")] == ["models/best.bin"]

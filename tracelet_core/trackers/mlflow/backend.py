@@ -5,6 +5,11 @@ The store is MLflow's own choice unless told otherwise: ``TRACELET_MLFLOW__TRACK
 directory). Points carry the time they were logged, so re-sending a batch after a failure is
 harmless: MLflow drops a point identical in key, step, timestamp and value.
 
+MLflow's UI fields are filled from Tracelet's facts (see :mod:`.mapping`): ``mlflow.user``,
+``mlflow.source.*``, and new experiments open in MLflow's "Model training" view. The metadata of
+uploaded files (checkpoints: epoch, step, score, aliases) is one artifact, ``checkpoints/index.json``,
+rewritten as checkpoints come and go, rather than tags per file.
+
 What MLflow cannot take is sanitised once, with a warning: key characters outside
 ``[/\\w.\\- :]`` become ``_``; param values over 6000 and tag values over 8000 characters are
 truncated with a marker; a param logged again with another value (MLflow params are immutable)
@@ -25,7 +30,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tracelet_core.collectors.git import strip_credentials
@@ -34,7 +39,9 @@ from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStat
 from tracelet_core.locks import store_lock
 from tracelet_core.names import KeySanitizer, truncate
 from tracelet_core.trackers.base import Backend, Capabilities, StagedFile
+from tracelet_core.trackers.checkpoint_index import CHECKPOINT_INDEX, CheckpointIndex
 from tracelet_core.trackers.mlflow.errors import classify, sqlite_file
+from tracelet_core.trackers.mlflow.mapping import EXPERIMENT_KIND_TAG, MODEL_TRAINING, mlflow_tags
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -88,6 +95,8 @@ class MlflowBackend(Backend):
         self._uri = ""
         self._artifact_uri = ""
         self._params: dict[str, str] = {}
+        self._end_time: float | None = None
+        self._index: CheckpointIndex | None = None  # read from the run's index.json when first needed
         self._keys = KeySanitizer(self.name, _INVALID_KEY, MAX_KEY_LENGTH)
 
     def open(self, run: RunInfo, native_id: str | None) -> str:
@@ -107,13 +116,14 @@ class MlflowBackend(Backend):
             existing = self._existing_run(client, native_id) if native_id else None
             experiment_id = existing.info.experiment_id if existing else self._experiment_id(client, run.experiment)
         existing = existing or self._tagged_run(client, experiment_id, run.run_id)
+        self._end_time, self._index = run.end_time, None if existing is not None else CheckpointIndex()
         if existing is not None:
             self._params = dict(existing.data.params)
             if existing.info.status != "RUNNING":
                 client.update_run(existing.info.run_id, status="RUNNING")
             self._run_id, self._artifact_uri = existing.info.run_id, existing.info.artifact_uri
         else:
-            tags = {self._keys(k): truncate(v, MAX_TAG_LENGTH) for k, v in run.tags.items()}
+            tags = {self._keys(k): truncate(v, MAX_TAG_LENGTH) for k, v in mlflow_tags(run.tags).items()}
             tags[RUN_ID_TAG] = run.run_id
             created = client.create_run(
                 experiment_id, start_time=int(run.start_time * 1000), tags=tags, run_name=run.run_name
@@ -129,7 +139,8 @@ class MlflowBackend(Backend):
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             try:
-                return str(client.create_experiment(name, artifact_location=self.options.get("artifact_location")))
+                location = self.options.get("artifact_location")
+                return str(client.create_experiment(name, location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}))
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -184,7 +195,7 @@ class MlflowBackend(Backend):
             Metric(_path_safe(self._keys(p.key)), p.value, int(p.timestamp * 1000), p.step or 0) for p in batch.metrics
         ]
         params = [Param(key, value) for key, value in self._new_params(batch.params).items()]
-        tags = [RunTag(_path_safe(self._keys(key)), value) for key, value in batch.tags.items()]
+        tags = [RunTag(_path_safe(self._keys(key)), value) for key, value in mlflow_tags(batch.tags).items()]
         for metric_chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
             client.log_batch(self._run_id, metrics=list(metric_chunk), synchronous=True)
         for param_chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
@@ -199,17 +210,23 @@ class MlflowBackend(Backend):
         directory = str(name.parent) if str(name.parent) != "." else None
         with StagedFile(artifact.path, name.name) as staged:
             client.log_artifact(self._run_id, str(staged), artifact_path=directory)
-        if artifact.metadata:
-            # Tracelet's own keys: made valid quietly (a checkpoint name has "="), lists joined.
-            prefix = "tracelet.artifact." + _path_safe(_INVALID_KEY.sub("_", artifact.name))
-            tags = {
-                f"{prefix}.{_INVALID_KEY.sub('_', str(k))}": ",".join(map(str, v)) if isinstance(v, list) else str(v)
-                for k, v in artifact.metadata.items()
-            }
-            self.write(Batch(tags=tags))
         replaced = artifact.metadata.get("replaces")
         if replaced and replaced != artifact.name:
             self._delete_artifact(str(replaced), artifact.name)
+        if artifact.metadata:
+            index = self._checkpoint_index()
+            index.add(artifact)
+            client.log_text(self._run_id, index.to_json(), CHECKPOINT_INDEX)
+
+    def _checkpoint_index(self) -> CheckpointIndex:
+        """The run's checkpoint index: empty for a new run, else read once from its ``checkpoints/index.json``."""
+        if self._index is None:
+            text = None
+            client = self._require_client()
+            if any(f.path == CHECKPOINT_INDEX for f in client.list_artifacts(self._run_id, "checkpoints")):
+                text = Path(client.download_artifacts(self._run_id, CHECKPOINT_INDEX)).read_text(encoding="utf-8")
+            self._index = CheckpointIndex.from_json(text)
+        return self._index
 
     def _delete_artifact(self, name: str, replaced_by: str) -> None:
         """Delete a file that a newer upload supersedes (the previous best checkpoint), where the store can.
@@ -247,8 +264,9 @@ class MlflowBackend(Backend):
 
     def close(self, status: RunStatus) -> None:
         client = self._require_client()
+        end_time = None if self._end_time is None else int(self._end_time * 1000)
         if strip_credentials(self._uri) == self._uri:
-            client.set_terminated(self._run_id, status=status)
+            client.set_terminated(self._run_id, status=status, end_time=end_time)
         else:
             # Only with TRACELET_DELIVERY=thread (the delivery process gets MLflow's own credential variables
             # instead): set_terminated would print the run's URL, credentials included, to the user's terminal.
@@ -256,7 +274,8 @@ class MlflowBackend(Backend):
             from mlflow.utils.time import get_current_time_millis
 
             store = client._tracking_client.store
-            store.update_run_info(self._run_id, MlflowStatus.from_string(status), get_current_time_millis(), None)
+            ended = end_time or get_current_time_millis()
+            store.update_run_info(self._run_id, MlflowStatus.from_string(status), ended, None)
         self._client = None
 
     @classmethod
