@@ -253,13 +253,18 @@ def _copy_one(
 def _run_info(record: RunRecord, into: str | None, scratch: str) -> RunInfo:
     run = record.run
     tags = {k: v for k, v in run.tags.items() if k not in (MIGRATED_FROM_TAG, RUN_ID_TAG)}
+    # The source's end: its own, where a reader knows it, else its last point (never before the start).
+    times = [point.timestamp for point in (*record.metrics, *record.media)]
+    ended = getattr(run, "end_time", None) or max(times, default=None)
+    started = run.start_time or min(times, default=None) or time.time()
     return RunInfo(
         run_id=run.tags.get(RUN_ID_TAG) or uuid.uuid4().hex,
         experiment=into or run.experiment,
         run_name=run.name,
         tags=tags,
-        start_time=run.start_time or time.time(),
+        start_time=started,
         run_dir=scratch,
+        end_time=None if ended is None else max(ended, started),
     )
 
 

@@ -17,9 +17,12 @@ How Tracelet's events land in Aim:
 - Params become the nested dict ``run["hparams"]`` (``optimizer/lr`` -> ``{"optimizer": {"lr": ..}}``)
   with ints, floats and bools restored from their strings, so Aim's param queries compare numbers.
 - Tags are Aim tags ``"key:value"`` (``"key"`` when the value is empty); all tags, the Tracelet run
-  id, the epoch, checkpoint metadata, the params as logged (strings) and the final status are also kept
-  under ``run["tracelet"]``.
-- Files go to ``options["artifacts_uri"]``, by default ``file://<repo>/aim-artifacts/<run hash>/``.
+  id, the epoch, the checkpoint index (see :mod:`~tracelet_core.trackers.checkpoint_index`) and the
+  final status are also kept under ``run["tracelet"]``.
+- Files go to ``options["artifacts_uri"]``, by default ``file://<repo>/aim-artifacts/<run hash>/``;
+  Aim's record of a file points at that copy, not at the temporary file it was uploaded from.
+- Times: a new run starts at the Tracelet run's start, and a run copied by ``tracelet migrate`` ends
+  when its source ended (see :mod:`.native`).
 - Aim has no run status: a FAILED or KILLED run gets the tag ``tracelet.status:<STATUS>``; a
   FINISHED one is reported to Aim as successfully finished.
 - Opening: a local repository is created (or opened) and the run made under
@@ -36,7 +39,6 @@ How Tracelet's events land in Aim:
 from __future__ import annotations
 
 import inspect
-import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -47,21 +49,22 @@ from tracelet_core.errors import BackendError, ErrorKind, TrackerConfigurationEr
 from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
 from tracelet_core.locks import store_lock
 from tracelet_core.names import KeySanitizer
-from tracelet_core.normalize import to_plain
 from tracelet_core.trackers.aim.errors import classify
 from tracelet_core.trackers.aim.mapping import (
     EPOCH_KEY,
     STATUS_TAG,
+    distribution,
     sequence_of,
     tag_label,
     unflatten_params,
 )
+from tracelet_core.trackers.aim.native import lasting_artifact, set_creation_time, set_end_time
 from tracelet_core.trackers.aim.repository import local_repo, unfinished_run
 from tracelet_core.trackers.base import Backend, Capabilities
+from tracelet_core.trackers.checkpoint_index import CheckpointIndex
 
 __all__ = ["AimBackend"]
 
-MAX_BINS = 512  # Aim's documented limit for one Distribution
 # Aim stores any name, but an empty one breaks reading the run back, and control characters
 # cannot be typed into Aim's query box.
 _INVALID_NAME = re.compile(r"[\x00-\x1f\x7f]")
@@ -100,7 +103,8 @@ class AimBackend(Backend):
         self._epoch: int | None = None
         self._tail: list[MetricPoint] = []
         self._hparams: dict[str, Any] = {}
-        self._raw_params: dict[str, str] = {}
+        self._index = CheckpointIndex()
+        self._end_time: float | None = None
         self._tags: dict[str, str] = {}
         self._last_auto_time: dict[tuple[str, str, str | None], float] = {}
         self._names = KeySanitizer(self.name, _INVALID_NAME)
@@ -123,6 +127,7 @@ class AimBackend(Backend):
             else:
                 self._start(run, native_id)
         aim_run = self._run
+        self._end_time = run.end_time
         if run.run_name:
             aim_run.name = run.run_name
         self._write_tags(run.tags)
@@ -173,6 +178,8 @@ class AimBackend(Backend):
             native_id = None
             aim_run = aim.Run(None, **options)
         aim_run["tracelet", "run_id"] = run.run_id  # first: what finds this run again (see _unfinished_run)
+        if native_id is None:
+            set_creation_time(aim_run, run.start_time)
         _open_runs[run.run_id] = aim_run
         self._use(aim_run, run.run_id, resumed=native_id is not None)
 
@@ -184,7 +191,8 @@ class AimBackend(Backend):
         self._epoch = stored.get("epoch")
         self._tail = []
         self._hparams = aim_run.get("hparams") or {}
-        self._raw_params = dict(stored.get("params") or {})
+        checkpoints = stored.get("checkpoints")
+        self._index = CheckpointIndex(checkpoints if isinstance(checkpoints, dict) else None)
         self._last_auto_time.clear()
         self._set_artifacts_uri(aim_run)
         tracker_track = getattr(getattr(aim_run, "_tracker", None), "_track", None)
@@ -208,10 +216,6 @@ class AimBackend(Backend):
         if batch.params:
             self._hparams = unflatten_params(batch.params, self._hparams)
             self._run["hparams"] = self._hparams  # whole dict: Aim corrupts a leaf given children
-            # The typed hparams are what Aim's UI filters on; the strings as logged are kept too, so
-            # that `tracelet migrate` gives back "1e-3", not 0.001.
-            self._raw_params.update(batch.params)
-            self._run["tracelet", "params"] = dict(self._raw_params)
         if batch.tags:
             self._write_tags(batch.tags)
         if batch.metrics:
@@ -314,8 +318,10 @@ class AimBackend(Backend):
             return
         name = artifact.name.lstrip("/")
         aim_run.log_artifact(artifact.path, name=name, block=True)
+        lasting_artifact(aim_run, name)
         if artifact.metadata:
-            aim_run["tracelet", "checkpoints", name] = to_plain(artifact.metadata)
+            self._index.add(artifact)
+            aim_run["tracelet", "checkpoints"] = self._index.entries  # whole: entries come and go
 
     def log_media(self, item: MediaItem) -> None:
         """Track an image (``aim.Image``), histogram (``aim.Distribution``) or text (``aim.Text``)."""
@@ -326,38 +332,13 @@ class AimBackend(Backend):
         if item.kind == "image" and item.path is not None:
             value = aim.Image(item.path)
         elif item.kind == "histogram":
-            value = self._distribution(item.key, item.data)
+            value = distribution(item.key, item.data)
         elif item.kind == "text":
             value = aim.Text(str(item.data.get("text", "")))
         else:
             super().log_media(item)
             return
         self._track(item.kind, item.key, value, item.timestamp, item.step, self._epoch)
-
-    @staticmethod
-    def _distribution(key: str, data: Mapping[str, Any]) -> Any:
-        import aim
-
-        bins = [float(b) for b in data["bins"]]
-        counts = list(data["counts"])
-        widths = [hi - lo for lo, hi in itertools.pairwise(bins)]
-        if any(not math.isclose(w, widths[0], rel_tol=1e-6, abs_tol=1e-12) for w in widths):
-            warn_once(
-                f"aim-uneven-bins:{key}",
-                f"Aim draws histograms with equal-width bins; {key!r} has uneven bins, shown evenly "
-                f"spaced between {bins[0]} and {bins[-1]}.",
-            )
-        hi = bins[-1]
-        if len(counts) > MAX_BINS:
-            group = math.ceil(len(counts) / MAX_BINS)
-            counts += [0] * (-len(counts) % group)  # pad, and widen the range, to whole groups
-            hi = bins[0] + (bins[-1] - bins[0]) * len(counts) / (len(bins) - 1)
-            counts = [sum(counts[i : i + group]) for i in range(0, len(counts), group)]
-            warn_once(
-                f"aim-bins:{key}",
-                f"Aim stores at most {MAX_BINS} histogram bins; {key!r} is merged {group} bins to one.",
-            )
-        return aim.Distribution(hist=counts, bin_range=(bins[0], hi))
 
     def close(self, status: RunStatus) -> None:
         """Record ``status`` and close the Aim run, which releases its lock in the repository."""
@@ -370,6 +351,8 @@ class AimBackend(Backend):
             label = tag_label(STATUS_TAG, other)
             if other != status and label in present:
                 aim_run.remove_tag(label)  # a resumed run that now ends otherwise
+        if self._end_time is not None:
+            set_end_time(aim_run, self._end_time)
         if status == "FINISHED":
             aim_run.report_successful_finish(block=True)
         elif tag_label(STATUS_TAG, status) not in present:

@@ -5,11 +5,24 @@ Pure functions, shared by the backend (writing) and the reader (reading a reposi
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["EPOCH_KEY", "STATUS_TAG", "SUBSETS", "param_value", "sequence_of", "tag_label", "unflatten_params"]
+from tracelet_core.errors import warn_once
+
+__all__ = [
+    "EPOCH_KEY",
+    "STATUS_TAG",
+    "SUBSETS",
+    "distribution",
+    "param_value",
+    "sequence_of",
+    "tag_label",
+    "unflatten_params",
+]
 
 SUBSETS = ("train", "val", "test")
 EPOCH_KEY = "epoch"
@@ -18,6 +31,7 @@ _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?")
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]")  # "007" is an identifier, not a number
 _INT64 = 2**63  # Aim's tree stores ints as C longs
+MAX_BINS = 512  # Aim's documented limit for one Distribution
 
 
 def sequence_of(key: str) -> tuple[str, dict[str, str]]:
@@ -76,3 +90,29 @@ def unflatten_params(flat: Mapping[str, str], into: dict[str, Any], sep: str = "
 
 def tag_label(key: str, value: str) -> str:
     return f"{key}:{value}" if value else key
+
+
+def distribution(key: str, data: Mapping[str, Any]) -> Any:
+    """An ``aim.Distribution`` of a histogram ``{"bins", "counts"}``, within Aim's bin limit (one warning per key)."""
+    import aim
+
+    bins = [float(b) for b in data["bins"]]
+    counts = list(data["counts"])
+    widths = [hi - lo for lo, hi in itertools.pairwise(bins)]
+    if any(not math.isclose(w, widths[0], rel_tol=1e-6, abs_tol=1e-12) for w in widths):
+        warn_once(
+            f"aim-uneven-bins:{key}",
+            f"Aim draws histograms with equal-width bins; {key!r} has uneven bins, shown evenly "
+            f"spaced between {bins[0]} and {bins[-1]}.",
+        )
+    hi = bins[-1]
+    if len(counts) > MAX_BINS:
+        group = math.ceil(len(counts) / MAX_BINS)
+        counts += [0] * (-len(counts) % group)  # pad, and widen the range, to whole groups
+        hi = bins[0] + (bins[-1] - bins[0]) * len(counts) / (len(bins) - 1)
+        counts = [sum(counts[i : i + group]) for i in range(0, len(counts), group)]
+        warn_once(
+            f"aim-bins:{key}",
+            f"Aim stores at most {MAX_BINS} histogram bins; {key!r} is merged {group} bins to one.",
+        )
+    return aim.Distribution(hist=counts, bin_range=(bins[0], hi))

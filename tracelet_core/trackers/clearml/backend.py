@@ -4,8 +4,9 @@ How Tracelet's events map onto ClearML:
 
 - Metrics become scalars. The key is split at its last ``/``: ``train/loss`` is title ``train``,
   series ``loss``; ``a/b/c`` is title ``a/b``, series ``c``; a key without ``/`` (``val_acc``) is
-  both title and series. The step is the iteration. A point without a step (system metrics) is
-  plotted at the whole number of seconds since the run started, so a re-delivered point lands on
+  both title and series. The step is the iteration. A point without a step, and a system metric
+  (whose step is a sample index, not a training iteration), is plotted at the whole number of
+  seconds since the run started, so a re-delivered point lands on
   the same iteration. ClearML stores NaN and ±inf as 0.0, so such points are skipped with one
   warning per key; the journal keeps them.
 - Params are connected as the ``hyperparameters`` section. They arrive flattened with ``/``, which
@@ -81,7 +82,7 @@ from tracelet_core.errors import (
     TrackerConfigurationError,
     warn_once,
 )
-from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus
+from tracelet_core.events import ArtifactRef, Batch, MediaItem, MetricPoint, RunInfo, RunStatus, is_system_metric
 from tracelet_core.trackers.base import Backend, Capabilities, StagedFile
 from tracelet_core.trackers.clearml.errors import classify
 from tracelet_core.trackers.clearml.mapping import (
@@ -281,7 +282,7 @@ class ClearMLBackend(Backend):
         task.flush(wait_for_uploads=True)
 
     def _iteration(self, point: MetricPoint | MediaItem) -> int:
-        if point.step is not None:
+        if point.step is not None and not (isinstance(point, MetricPoint) and is_system_metric(point.key)):
             return point.step
         return max(0, int(point.timestamp - self._start_time))
 

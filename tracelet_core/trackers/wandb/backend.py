@@ -8,8 +8,9 @@ What a W&B user finds where:
   ``step=`` is never passed to ``run.log``, so W&B's ``_step`` only counts rows and validation points
   at an earlier step never trip "Steps must be monotonically increasing". ``epoch`` is such a metric
   too: W&B has no epoch axis of its own, but any metric can be picked as a chart's x-axis.
-- **Points without a step** (``system/*``) are plotted against wall-clock time: their rows carry the
-  hidden axis ``tracelet/wall_time`` (seconds since the epoch). Every row's ``_timestamp`` is the
+- **Points without a step, and system metrics** (``system/*``, whose step is a sample index, not a
+  training step) are plotted against wall-clock time: their rows carry the hidden axis
+  ``tracelet/wall_time`` (seconds since the epoch). Every row's ``_timestamp`` is the
   time the point was *logged*, not delivered, so W&B's "Wall Time" axis stays right for late points.
 - **Params** go to ``run.config`` under their ``/``-flattened keys. Values that are the exact text of
   an int, a finite float or a bool become that number or bool (so config filters and parallel
@@ -40,10 +41,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tracelet_core.errors import BackendError, ErrorKind, warn_once
-from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus
+from tracelet_core.events import ArtifactRef, Batch, MediaItem, RunInfo, RunStatus, is_system_metric
 from tracelet_core.names import truncate
 from tracelet_core.trackers.base import Backend, Capabilities
 from tracelet_core.trackers.wandb.errors import classify
@@ -192,7 +194,8 @@ class WandbBackend(Backend):
             run.config.update({k: config_value(v) for k, v in batch.params.items()}, allow_val_change=True)
         if batch.tags:
             self._update_tags(run, batch.tags)
-        pending = [p for p in batch.metrics if (p.key, p.step, p.timestamp) not in self._sent]
+        points = [replace(p, step=None) if is_system_metric(p.key) else p for p in batch.metrics]
+        pending = [p for p in points if (p.key, p.step, p.timestamp) not in self._sent]
         for row in group_rows(pending):
             self._log_row(run, row)
             self._sent.update(row.points)
