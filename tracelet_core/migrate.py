@@ -254,7 +254,7 @@ def _run_info(record: RunRecord, into: str | None, scratch: str) -> RunInfo:
     run = record.run
     tags = {k: v for k, v in run.tags.items() if k not in (MIGRATED_FROM_TAG, RUN_ID_TAG)}
     # The source's end: its own, where a reader knows it, else its last point (never before the start).
-    times = [point.timestamp for point in (*record.metrics, *record.media)]
+    times = [point.timestamp for point in record.metrics] + [item.timestamp for item in record.media]
     ended = getattr(run, "end_time", None) or max(times, default=None)
     started = run.start_time or min(times, default=None) or time.time()
     return RunInfo(

@@ -22,6 +22,9 @@ What a W&B user finds where:
   files are ``file`` artifacts ``run-<run id>-<name>``.
 - **Media**: images are ``wandb.Image``, histograms ``wandb.Histogram`` (merged down to W&B's 512
   bins), texts one incremental ``wandb.Table`` per key with columns ``step`` and ``text``.
+- **Times**: a new run starts when the Tracelet run started (a run copied by ``tracelet migrate``: when
+  its source started). W&B computes a run's runtime itself, from its own clock, so the end of a copied
+  run is kept as the summary key ``tracelet/end_time`` (seconds since the epoch).
 - **Status**: ``finish(exit_code=0)`` for FINISHED, 1 otherwise; as W&B has no state a client can set
   for a killed run, the summary key ``tracelet/status`` holds FINISHED, FAILED or KILLED.
 - **Re-delivery**: W&B history is append-only, so when a batch fails part way the points already
@@ -69,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = ["WandbBackend"]
 
 MAX_TAG_LENGTH = 64  # W&B rejects longer tags
+END_TIME_KEY = "tracelet/end_time"
 _ARTIFACT_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _PROJECT_UNSAFE = re.compile(r"[/\\#?%:]")
 _ALIAS_UNSAFE = re.compile(r"[/:]")
@@ -89,6 +93,19 @@ def _tag_text(key: str, value: str) -> str:
             "long tag are truncated with a marker.",
         )
     return truncate(text, MAX_TAG_LENGTH)
+
+
+def _set_start_time(wandb_run: Run, when: float) -> None:
+    """Start a new W&B run at ``when`` rather than at ``wandb.init``, where that is earlier.
+
+    ``wandb.init`` takes no start time: the run object's is set, and the run record sent again (as
+    W&B's own name and tag setters send it).
+    """
+    interface = getattr(wandb_run, "_interface", None)
+    if when >= wandb_run.start_time - 1 or interface is None or not hasattr(wandb_run, "_start_time"):
+        return
+    wandb_run._start_time = when
+    interface.publish_run(wandb_run)
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -129,6 +146,7 @@ class WandbBackend(Backend):
         self._tables: dict[str, Table] = {}  # text key -> its incremental table
         self._last_text: dict[str, tuple[int | None, float]] = {}  # text key -> (step, time) logged last
         self._sent: set[PointId] = set()  # points of a batch that failed part way, already logged
+        self._end_time: float | None = None
 
     def open(self, run: RunInfo, native_id: str | None) -> str:
         """Start the W&B run, or resume ``native_id``; return the W&B run id.
@@ -180,6 +198,9 @@ class WandbBackend(Backend):
             settings=settings,
         )
         _live_runs[str(wandb_run.id)] = wandb_run
+        if not wandb_run.resumed:
+            _set_start_time(wandb_run, run.start_time)
+        self._end_time = run.end_time
         return self._use(wandb_run)
 
     def _use(self, wandb_run: Run) -> str:
@@ -250,6 +271,8 @@ class WandbBackend(Backend):
         if run is None:
             return
         run.summary[STATUS_KEY] = status
+        if self._end_time is not None:
+            run.summary[END_TIME_KEY] = self._end_time
         run.finish(exit_code=0 if status == "FINISHED" else 1)
         _live_runs.pop(str(run.id), None)
         self._run = None
