@@ -158,7 +158,11 @@ class Backend(ABC):
 
     @abstractmethod
     def close(self, status: RunStatus) -> None:
-        """Mark the native run as ended with ``status`` and release the SDK's resources."""
+        """Mark the native run as ended with ``status`` and release the SDK's resources.
+
+        The run ends now, or at ``end_time`` of the :class:`RunInfo` it was opened with, where the tracker
+        lets a client say (a run copied by ``tracelet migrate`` ended long ago).
+        """
 
     def log_artifact(self, artifact: ArtifactRef) -> None:
         """Upload a file. The default says once that this tracker takes no files."""

@@ -128,7 +128,7 @@ class AimBackend(Backend):
                 self._start(run, native_id)
         aim_run = self._run
         self._end_time = run.end_time
-        if run.run_name:
+        if run.run_name and not (self._resumed and aim_run.name):  # a continued run keeps its name
             aim_run.name = run.run_name
         self._write_tags(run.tags)
         return str(aim_run.hash)

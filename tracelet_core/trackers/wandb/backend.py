@@ -189,7 +189,7 @@ class WandbBackend(Backend):
             job_type=self.options.get("job_type"),
             mode=self.options.get("mode"),
             dir=directory,
-            name=run.run_name,
+            name=None if native_id else run.run_name,  # a continued run keeps its name
             tags=list(self._tags.values()),
             id=wanted,
             resume="allow",
