@@ -196,3 +196,30 @@ def test_sample_steps_go_on_from_where_collectors_they_replace_stopped(tmp_path:
     second.stop()
     steps = [step for _, step, _ in sink.metrics]
     assert steps == list(range(len(steps))) and len(steps) >= 3
+
+
+def test_a_resumed_run_goes_on_counting_its_samples(tmp_path: Path) -> None:
+    import tracelet_core
+    from tracelet_core.pipeline.journal import Journal
+
+    options = {
+        "backends": [],
+        "journal_dir": str(tmp_path / "journal"),
+        "system_metrics": True,
+        "system_metrics_interval": 0.1,
+    }
+
+    def steps(run: tracelet_core.Run) -> list[int | None]:
+        run.flush()
+        with Journal(run.journal_path) as journal:
+            return [event.step for event in journal.metric_history("system/memory_percent")]
+
+    first = tracelet_core.start_logging(**options)
+    wait_until(lambda: len(steps(first)) >= 2, what="two samples")
+    first.finish()
+    before = len(steps(first))
+    again = tracelet_core.start_logging(run_id=first.id, **options)
+    wait_until(lambda: len(steps(again)) > before, what="a sample of the resumed run")
+    again.finish()
+    recorded = steps(again)
+    assert recorded == list(range(len(recorded)))
