@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from mlflow.tracking import MlflowClient
 
 from tests.lightning.models import TinyData, TinyModel, only_run, trainer_kwargs
+from tests.support.aim_reader import read_run as read_aim_run
 from tracelet_core.pipeline.journal import Journal
 from tracelet_lightning import TraceletLogger
 
@@ -32,8 +33,11 @@ def test_a_ten_epoch_fit_fills_mlflows_own_fields_with_few_tags(
 ) -> None:
     for name in ("TRACELET_GIT", "TRACELET_ENVIRONMENT", "TRACELET_SYSTEM_METRICS"):
         monkeypatch.delenv(name)  # the defaults: all three on
+    monkeypatch.setenv("TRACELET_AIM__REPO", str(tmp_path / "aim"))
     commit = _git_repo(tmp_path)
-    logger = TraceletLogger(backends=["mlflow"], delivery="thread", log_checkpoints="all", system_metrics_interval=0.1)
+    logger = TraceletLogger(
+        backends=["mlflow", "aim"], delivery="thread", log_checkpoints="all", system_metrics_interval=0.1
+    )
     saver = ModelCheckpoint(monitor="val/score", mode="min", save_top_k=-1)
     trainer = pl.Trainer(**trainer_kwargs(logger=logger, callbacks=[saver], max_epochs=EPOCHS))
     trainer.fit(TinyModel(val_scores=[0.5] * EPOCHS), TinyData(samples=16))
@@ -53,3 +57,12 @@ def test_a_ten_epoch_fit_fills_mlflows_own_fields_with_few_tags(
     assert training == sorted(set(training)) and training[-1] == EPOCHS * 2 - 1  # the global steps, as logged
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+    aim = read_aim_run(str(tmp_path / "aim"), logger.experiment.backend_run_ids["aim"])
+    assert aim.name == journaled_name
+    assert len(aim.tags) <= 25, aim.tags
+    assert "params" not in aim.tracelet  # params once: Aim's own hparams
+    index = aim.tracelet["checkpoints"]  # one index, not a tag per checkpoint
+    assert len(index) == EPOCHS and all(meta["monitor"] == "val/score" for meta in index.values())
+    samples = [step for step, _, _ in aim.metrics[("system/memory_percent", ())]]
+    assert samples == list(range(len(samples))) and len(samples) >= 2
