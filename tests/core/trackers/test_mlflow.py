@@ -498,3 +498,23 @@ def test_delivery_process_gives_up_on_an_unreachable_tracker_after_the_trainer_e
     while "giving up" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert "giving up" in log.read_text()
+
+
+def test_a_continued_run_extends_its_checkpoint_index(mlflow_uri: str, tmp_path: Path) -> None:
+    weights = tmp_path / "w.ckpt"
+    weights.write_bytes(b"\x00")
+    first = MlflowBackend({"tracking_uri": mlflow_uri})
+    native = first.open(_info(tmp_path), None)
+    first.log_artifact(ArtifactRef(str(weights), "checkpoints/a.ckpt", {"epoch": 0, "aliases": ["best", "last"]}))
+    first.close("KILLED")
+    again = MlflowBackend({"tracking_uri": mlflow_uri})
+    assert again.open(_info(tmp_path), native) == native
+    again.log_artifact(ArtifactRef(str(weights), "checkpoints/b.ckpt", {"epoch": 1, "aliases": ["last"]}))
+    again.close("FINISHED")
+
+    local = MlflowClient(mlflow_uri).download_artifacts(native, "checkpoints/index.json", str(tmp_path))
+    index = json.loads(Path(local).read_text())["checkpoints"]
+    assert index == {
+        "checkpoints/a.ckpt": {"epoch": 0, "aliases": ["best"]},  # "last" moved to the newer checkpoint
+        "checkpoints/b.ckpt": {"epoch": 1, "aliases": ["last"]},
+    }

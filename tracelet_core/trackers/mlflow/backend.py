@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -224,7 +225,9 @@ class MlflowBackend(Backend):
             text = None
             client = self._require_client()
             if any(f.path == CHECKPOINT_INDEX for f in client.list_artifacts(self._run_id, "checkpoints")):
-                text = Path(client.download_artifacts(self._run_id, CHECKPOINT_INDEX)).read_text(encoding="utf-8")
+                with tempfile.TemporaryDirectory(prefix="tracelet-index-") as scratch:
+                    local = client.download_artifacts(self._run_id, CHECKPOINT_INDEX, scratch)
+                    text = Path(local).read_text(encoding="utf-8")
             self._index = CheckpointIndex.from_json(text)
         return self._index
 
