@@ -61,6 +61,7 @@ class SourceRun:
         name: display name, if any.
         tags: the run's tags, without the store's own bookkeeping (each reader says which it drops).
         start_time: seconds since the epoch, when known.
+        end_time: when the run ended, if it has and the store says so.
     """
 
     key: str
@@ -69,6 +70,7 @@ class SourceRun:
     name: str | None
     tags: dict[str, str] = field(default_factory=dict)
     start_time: float | None = None
+    end_time: float | None = None
 
 
 @dataclass

@@ -60,7 +60,7 @@ def test_a_resumed_run_keeps_its_name(tmp_path: Path) -> None:
 
 
 def _mlflow_source(uri: str, tmp_path: Path) -> float:
-    """A finished MLflow run that started at T0; returns when it ended (its last point)."""
+    """A finished MLflow run that started at T0; returns when it ended (after its last point, at T0 + 300)."""
     client = MlflowClient(uri)
     experiment = client.create_experiment("old")
     run_id = client.create_run(experiment, run_name="old-run", start_time=int(T0 * 1000)).info.run_id
@@ -69,7 +69,7 @@ def _mlflow_source(uri: str, tmp_path: Path) -> float:
     weights = tmp_path / "weights.bin"
     weights.write_bytes(b"\x00\x01")
     client.log_artifact(run_id, str(weights), artifact_path="model")
-    ended = T0 + 300
+    ended = T0 + 400
     client.set_terminated(run_id, "FINISHED", end_time=int(ended * 1000))
     return ended
 

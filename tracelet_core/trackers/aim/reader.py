@@ -95,7 +95,8 @@ class AimReader(StoreReader):
             if stored.get("run_id"):
                 tags["tracelet.run_id"] = str(stored["run_id"])
             name = aim_run.name if aim_run.name and aim_run.name != f"Run: {run_hash}" else None
-            runs.append(SourceRun(f"aim:{run_hash}", run_hash, experiment, name, tags, aim_run.creation_time))
+            ended = aim_run.end_time if not aim_run.active else None
+            runs.append(SourceRun(f"aim:{run_hash}", run_hash, experiment, name, tags, aim_run.creation_time, ended))
         return sorted(runs, key=lambda r: (r.start_time or 0.0, r.native_id))
 
     def read_run(self, run: SourceRun, scratch: Path, *, artifacts: bool = True) -> RunRecord:

@@ -319,7 +319,10 @@ class JournalReader(StoreReader):
         runs = []
         for run in journal_runs(self.root, experiments):
             self._paths[run.run_id] = run.path
-            runs.append(SourceRun(f"journal:{run.run_id}", run.run_id, run.experiment, run.name, {}, run.created))
+            ended = run.ended if run.status != "RUNNING" else None
+            runs.append(
+                SourceRun(f"journal:{run.run_id}", run.run_id, run.experiment, run.name, {}, run.created, ended)
+            )
         return runs
 
     def read_run(self, run: SourceRun, scratch: Path, *, artifacts: bool = True) -> RunRecord:

@@ -47,3 +47,27 @@ def mlflow_tags(tags: Mapping[str, str]) -> dict[str, str]:
         if key == "env.program":
             result[SOURCE_TYPE_TAG] = "LOCAL"  # a script run on this machine, as MLflow's own default says
     return result
+
+
+def tracelet_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The Tracelet tags of an MLflow run's tags (the inverse of :func:`mlflow_tags`), for copies.
+
+    MLflow's names of facts Tracelet records itself go back to Tracelet's names, so a run copied to
+    another tracker holds each fact once; a run MLflow made alone keeps its git facts as ``git.*``.
+
+    Example:
+        >>> sorted(tracelet_tags({"mlflow.user": "ana", "mlflow.source.type": "LOCAL",
+        ...                       "mlflow.source.git.commit": "abc", "mlflow.runName": "r", "x": "1"}).items())
+        [('env.user', 'ana'), ('git.commit', 'abc'), ('x', '1')]
+    """
+    back = {mlflow: ours for ours, mlflow in (*_RENAMED.items(), *_COPIED.items())}
+    result: dict[str, str] = {}
+    for key, value in tags.items():
+        if key in ("mlflow.runName", SOURCE_TYPE_TAG):
+            continue
+        ours = back.get(key)
+        if ours is None:
+            result[key] = value
+        else:
+            result.setdefault(ours, value)
+    return result

@@ -2,9 +2,10 @@
 
 Everything comes from ``MlflowClient``: experiments and runs (active ones), params, tags, the full
 history of every metric (``get_metric_history``), and the artifact tree (downloaded). The tag
-``mlflow.runName`` is the run's name rather than a tag; MLflow's other system tags (``mlflow.user``,
-``mlflow.source.*``...) are carried as they are. Not carried: dataset inputs, registered models
-(their files are copied as artifacts) and traces.
+``mlflow.runName`` is the run's name rather than a tag; MLflow's names of facts Tracelet records itself
+(``mlflow.user``, ``mlflow.source.*``) go back to Tracelet's (``env.user``, ``env.program``, ``git.*``),
+so a copy holds each fact once; other ``mlflow.*`` tags are carried as they are. Not carried: dataset
+inputs, registered models (their files are copied as artifacts) and traces.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracelet_core.events import TERMINAL_STATUSES, ArtifactRef, MetricPoint, RunStatus
+from tracelet_core.trackers.mlflow.mapping import tracelet_tags
 from tracelet_core.trackers.store import RunRecord, SourceRun, StoreReader
 
 if TYPE_CHECKING:
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MlflowReader", "destination", "fetch_artifact"]
 
-RUN_NAME_TAG = "mlflow.runName"
 _PAGE = 1000
 
 
@@ -55,7 +56,7 @@ class MlflowReader(StoreReader):
             if experiments is not None and experiment.name not in experiments:
                 continue
             for run in self._runs(experiment.experiment_id):
-                tags = {k: v for k, v in run.data.tags.items() if k != RUN_NAME_TAG}
+                tags = tracelet_tags(run.data.tags)
                 runs.append(
                     SourceRun(
                         key=f"mlflow:{run.info.run_id}",
@@ -64,6 +65,7 @@ class MlflowReader(StoreReader):
                         name=run.info.run_name,
                         tags=tags,
                         start_time=run.info.start_time / 1000 if run.info.start_time else None,
+                        end_time=run.info.end_time / 1000 if run.info.end_time else None,
                     )
                 )
         return runs
