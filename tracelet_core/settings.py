@@ -48,6 +48,7 @@ __all__ = [
 
 CheckpointPolicy = Literal["none", "last", "best", "all"]
 DeliveryMode = Literal["process", "thread"]
+TrackerErrorPolicy = Literal["warn", "raise"]
 
 
 def _split_list(value: Any) -> Any:
@@ -151,6 +152,14 @@ class TraceletSettings(BaseSettings):
         "has ended; what is left stays in the journal for `tracelet sync`.",
     )
     max_retry_backoff: float = Field(30.0, gt=0, description="Longest pause between two delivery retries.")
+    on_tracker_error: TrackerErrorPolicy = Field(
+        "warn",
+        description="What a tracker that cannot be used at the run's start does (a wrong or unreachable URI, "
+        "a missing API key): warn: one warning, training goes on and the events wait in the journal for "
+        "`tracelet sync`; raise: the run's start (start_logging, or Trainer.fit before its first training "
+        "step) waits for every tracker to open its run and raises TrackerConfigurationError, naming the "
+        "tracker and where it points, if one cannot (an unreachable tracker after a few seconds of retries).",
+    )
     keep_uploaded_files: bool = Field(
         False,
         description="Keep the run directory's copy of each file given to `log_artifact` (checkpoints "

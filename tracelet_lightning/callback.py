@@ -55,6 +55,7 @@ class TraceletCallback(Callback):
         delivery: ``process`` (default) or ``thread``.
         system_metrics: record CPU, memory, disk, network and GPU load.
         system_metrics_interval: seconds between two system metric points.
+        on_tracker_error: ``warn`` (default) or ``raise``: see :class:`~tracelet_lightning.TraceletLogger`.
         log_learning_rate: record every optimizer param group's learning rate (``lr/<Optimizer>``)
             at Lightning's logging cadence.
         log_throughput: record each training epoch's wall time and batches and samples per second
@@ -64,6 +65,8 @@ class TraceletCallback(Callback):
 
     Raises:
         ConfigurationError: a setting is invalid (raised here, before training starts).
+        TrackerConfigurationError: with ``on_tracker_error="raise"``, from ``fit`` (``on_fit_start``) when a
+            tracker cannot open its run.
 
     Example::
 
@@ -82,6 +85,7 @@ class TraceletCallback(Callback):
         delivery: Literal["process", "thread"] | None = None,
         system_metrics: bool | None = None,
         system_metrics_interval: float | None = None,
+        on_tracker_error: Literal["warn", "raise"] | None = None,
         log_learning_rate: bool = True,
         log_throughput: bool = True,
         log_model_summary: bool = True,
@@ -96,6 +100,7 @@ class TraceletCallback(Callback):
             "delivery": delivery,
             "system_metrics": system_metrics,
             "system_metrics_interval": system_metrics_interval,
+            "on_tracker_error": on_tracker_error,
         }
         self._settings: TraceletSettings = load_settings(**options)
         self._given = sorted(name for name, value in options.items() if value is not None)
@@ -166,7 +171,7 @@ class TraceletCallback(Callback):
             psutil.cpu_percent()  # the first reading only starts psutil's interval
         if not trainer.is_global_zero or self._logger is None:
             return
-        run = self._logger.experiment
+        run = self._logger.open_run()
         if self.log_model_summary:
             try:
                 record_model_summary(run, pl_module)

@@ -21,6 +21,7 @@ from typing_extensions import override
 
 from tracelet_core.active import clear_active_run
 from tracelet_core.api import start_run
+from tracelet_core.errors import TrackerConfigurationError
 from tracelet_core.pipeline.report import DeliveryReport
 from tracelet_core.run import Run, check_run_free, run_directory
 from tracelet_core.settings import TraceletSettings, load_settings
@@ -61,10 +62,16 @@ class TraceletLogger(Logger):
         delivery: ``process`` (default) or ``thread``.
         system_metrics: record CPU, memory, disk, network and GPU load.
         system_metrics_interval: seconds between two system metric points.
+        on_tracker_error: what a tracker that cannot be used does: ``warn`` (default: one warning, training
+            goes on, its events wait in the journal for ``tracelet sync``) or ``raise`` (``fit`` waits, before
+            its first training step, for every tracker to open its run, and fails if one cannot).
 
     Raises:
         ConfigurationError: a setting is invalid (raised here, before training starts).
         RunInUseError: ``run_id`` names a run another live process is recording.
+        TrackerConfigurationError: with ``on_tracker_error="raise"``, from ``fit`` before its first training
+            step: a tracker refused to open, stayed unreachable, or did not open in time (the message names
+            it and where it points).
 
     Example::
 
@@ -88,6 +95,7 @@ class TraceletLogger(Logger):
         delivery: Literal["process", "thread"] | None = None,
         system_metrics: bool | None = None,
         system_metrics_interval: float | None = None,
+        on_tracker_error: Literal["warn", "raise"] | None = None,
     ) -> None:
         super().__init__()
         settings = load_settings(
@@ -100,6 +108,7 @@ class TraceletLogger(Logger):
             delivery=delivery,
             system_metrics=system_metrics,
             system_metrics_interval=system_metrics_interval,
+            on_tracker_error=on_tracker_error,
         )
         if run_id is not None:
             check_run_free(run_id, run_directory(settings, run_id))
@@ -199,6 +208,27 @@ class TraceletLogger(Logger):
         """The Trainer given to :meth:`attach_trainer` (held weakly: None once it is gone)."""
         return self._trainer_ref() if self._trainer_ref is not None else None
 
+    def open_run(self) -> Run:
+        """Open the run now, if it is still deferred: its journal and delivery start, so the trackers open
+        their runs while training runs rather than at its end.
+
+        Lightning's ``fit`` calls this (through ``log_hyperparams``/``log_graph``, after it restored any
+        checkpoint); so does ``TraceletCallback.on_fit_start``.
+
+        Raises:
+            TrackerConfigurationError: with ``on_tracker_error="raise"``, a tracker cannot open its run; the
+                logger then holds no run (a later use starts a new one).
+        """
+        run = self.experiment
+        if run.deferred:
+            try:
+                run.flush()  # the run's first use starts it
+            except TrackerConfigurationError:
+                self._run, self._pending_hparams = None, None
+                clear_active_run(run)
+                raise
+        return run
+
     def continue_run(self, run_id: str, journal_dir: Path, experiment: str, native_ids: Mapping[str, str]) -> bool:
         """Record into ``run_id`` (e.g. the run a checkpoint names) instead, if this logger's own run has
         recorded nothing yet; its ``version`` and ``log_dir`` then name ``run_id``.
@@ -239,13 +269,14 @@ class TraceletLogger(Logger):
                 if not self._cli_config_logged:
                     self._pending_hparams = params
                 return
-        self.experiment.log_params(params)
+        self.open_run().log_params(params)
 
     @override
     @rank_zero_only
     def log_graph(self, model: Module, input_array: Tensor | None = None) -> None:
         """Called by Lightning once per stage, right after ``log_hyperparams``: records the LightningCLI
         configuration when there is one (no graph is recorded)."""
+        self.open_run()
         trainer = trainer_of(model)
         if trainer is not None:
             self.attach_trainer(trainer)
@@ -262,6 +293,8 @@ class TraceletLogger(Logger):
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record metrics at Lightning's global step; ``epoch`` is recorded once per change."""
         run = self._run if self._run is not None else self.experiment
+        if run.deferred:
+            run = self.open_run()
         if self._pending_hparams is not None:
             self._flush_pending_hparams()
         if "epoch" in metrics:

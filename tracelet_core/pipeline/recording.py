@@ -8,6 +8,7 @@ and frees the run for the next session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import psutil
 
-from tracelet_core.errors import JournalError, RunInUseError, TraceletError
+from tracelet_core.errors import JournalError, RunInUseError, TraceletError, TrackerConfigurationError
 from tracelet_core.locks import RUN_LOCK, ProcessLock, run_in_use, run_lock
 from tracelet_core.pipeline.contract import EventKind, SessionStart
 from tracelet_core.pipeline.credentials import split_credentials
 from tracelet_core.pipeline.files import JOURNAL_FILENAME, make_private_dir
 from tracelet_core.pipeline.journal import Journal
+from tracelet_core.pipeline.opening import wait_for_trackers
 from tracelet_core.pipeline.queue import FINISH, EventQueue
 from tracelet_core.pipeline.report import DeliveryReport
 from tracelet_core.pipeline.session import DeliverySession, usable_backends
@@ -109,7 +111,7 @@ class Recording:
         try:
             backends = usable_backends(settings)
             options = {name: settings.backend_options(name) for name in backends}
-            _journal_start(settings, run_id, journal_path, backends, options, native_ids, resumed)
+            start_seq = _journal_start(settings, run_id, journal_path, backends, options, native_ids, resumed)
         except _STORAGE_ERRORS as exc:
             lock.release()
             raise JournalError(
@@ -123,7 +125,22 @@ class Recording:
         in_process = settings.delivery == "thread"
         delivery = DeliverySession(run_dir, journal_path, backends, in_process, options=options, carried_env=carried)
         delivery.start()
-        return cls(queue, writer, delivery, lock, backends)
+        recording = cls(queue, writer, delivery, lock, backends)
+        if settings.on_tracker_error == "raise" and backends:
+            recording._wait_for_trackers(journal_path, options, start_seq)
+        return recording
+
+    def _wait_for_trackers(self, journal_path: Path, options: dict[str, dict[str, object]], start_seq: int) -> None:
+        """Wait for every tracker to open its run; if one cannot, end the session FAILED and raise."""
+        try:
+            wait_for_trackers(journal_path, self.backends, options, start_seq)
+        except TrackerConfigurationError:
+            self.writer.stop()
+            with contextlib.suppress(*_STORAGE_ERRORS), Journal(journal_path) as journal:
+                journal.record_end("FAILED")
+            self._delivery.stop(end_process=True)
+            self._lock.release()
+            raise
 
     def end(self, run_id: str, status: str, timeout: float) -> DeliveryReport:
         """Journal the session's end with ``status``, stop the writer, wait up to ``timeout`` seconds for the
@@ -145,8 +162,9 @@ def _journal_start(
     options: dict[str, dict[str, object]],
     native_ids: Mapping[str, str],
     resumed: bool,
-) -> None:
-    """Create (or reopen, on resume) the run's journal: its metadata, and the session's start event."""
+) -> int:
+    """Create (or reopen, on resume) the run's journal: its metadata, and the session's start event (whose
+    sequence number is returned)."""
     now = time.time()
     stored_options, _ = split_credentials(options)
     with Journal(journal_path, create=True) as journal:
@@ -177,4 +195,4 @@ def _journal_start(
         )
         # Journaled before delivery starts, so a delivery worker never mistakes the previous
         # session's end for the end of this one.
-        journal.append([(EventKind.START, None, None, start.to_json(), None, now)])
+        return journal.append([(EventKind.START, None, None, start.to_json(), None, now)])

@@ -97,6 +97,7 @@ class DeliverySession:
         self._lock: ProcessLock | None = None
         self._service: DeliveryService | None = None
         self._stopped = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
     def start(self) -> None:
@@ -104,8 +105,10 @@ class DeliverySession:
         if not self._backends:
             return
         if not self._in_process:
-            process = launch_delivery_process(self._journal_path, self._carried_env)
-            threading.Thread(target=self._watch, args=(process,), name="tracelet-delivery-watch", daemon=True).start()
+            self._process = launch_delivery_process(self._journal_path, self._carried_env)
+            threading.Thread(
+                target=self._watch, args=(self._process,), name="tracelet-delivery-watch", daemon=True
+            ).start()
             return
         self._lock = delivery_lock(self._run_dir)
         self._service = DeliveryService(self._journal_path, options=self._options)
@@ -158,10 +161,13 @@ class DeliverySession:
             report = dataclasses.replace(report, dropped=writer.dropped, lost=writer.lost, problems=tuple(problems))
         return report
 
-    def stop(self) -> None:
-        """Stop watching the delivery process (it goes on by itself), or stop in-process workers (what they
-        did not deliver stays journaled), and free the run's delivery."""
+    def stop(self, *, end_process: bool = False) -> None:
+        """Stop watching the delivery process (it goes on by itself, unless ``end_process``), or stop in-process
+        workers (what they did not deliver stays journaled), and free the run's delivery."""
         self._stopped.set()
+        process = self._process
+        if end_process and process is not None and process.poll() is None:
+            process.terminate()  # what it did not deliver stays in the journal, for `tracelet sync`
         if self._service is not None:
             self._service.give_up()
             self._service = None
@@ -193,7 +199,7 @@ class DeliverySession:
                 f"Tracelet's delivery process {_describe_exit(code)}; a new one carries on from where it stopped "
                 f"(see {self._run_dir / DELIVERY_LOG}).",
             )
-            process = launch_delivery_process(self._journal_path, self._carried_env)
+            process = self._process = launch_delivery_process(self._journal_path, self._carried_env)
 
     def _note(self, message: str) -> None:
         log.debug("tracelet: %s", message)
