@@ -28,6 +28,7 @@ from tracelet_core.locks import ProcessLock, delivery_lock
 from tracelet_core.pipeline.delivery import DeliveryService
 from tracelet_core.pipeline.delivery_process import DELIVERY_LOG, launch_delivery_process
 from tracelet_core.pipeline.journal import Journal
+from tracelet_core.pipeline.progress import WaitLine, describe_wait
 from tracelet_core.pipeline.report import DeliveryReport, read_report
 from tracelet_core.pipeline.writer import JournalWriter
 from tracelet_core.settings import TraceletSettings
@@ -143,14 +144,8 @@ class DeliverySession:
                     )
                 except _STORAGE_ERRORS as exc:  # a full disk: the journal still reads
                     problems.append(f"the run's end could not be recorded in its journal ({type(exc).__name__}: {exc})")
-                # A journal that cannot be written cannot record acknowledgements either: no use waiting.
-                while (
-                    not problems
-                    and not writer.failing
-                    and time.monotonic() < deadline
-                    and not self.delivered(journal, last_seq)
-                ):
-                    time.sleep(_ACK_POLL)
+                if not problems:
+                    self._wait(journal, writer, last_seq, deadline)
                 report = read_report(journal, run_id, status)
         except _STORAGE_ERRORS as exc:
             problems.append(f"the journal could not be read ({type(exc).__name__}: {exc})")
@@ -160,6 +155,18 @@ class DeliverySession:
             # What the journal could not record is this session's own count.
             report = dataclasses.replace(report, dropped=writer.dropped, lost=writer.lost, problems=tuple(problems))
         return report
+
+    def _wait(self, journal: Journal, writer: JournalWriter, last_seq: int, deadline: float) -> None:
+        """Wait until every backend acknowledged ``last_seq`` or ``deadline``, saying on stderr what for."""
+        line = WaitLine()
+        try:
+            # A journal that cannot be written cannot record acknowledgements either: no use waiting.
+            while not writer.failing and time.monotonic() < deadline and not self.delivered(journal, last_seq):
+                if line.due():
+                    line.show(describe_wait(journal, self._backends, last_seq))
+                time.sleep(_ACK_POLL)
+        finally:
+            line.clear()
 
     def stop(self, *, end_process: bool = False) -> None:
         """Stop watching the delivery process (it goes on by itself, unless ``end_process``), or stop in-process
