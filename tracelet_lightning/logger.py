@@ -22,6 +22,7 @@ from typing_extensions import override
 from tracelet_core.active import clear_active_run
 from tracelet_core.api import start_run
 from tracelet_core.errors import TrackerConfigurationError
+from tracelet_core.pipeline.recording import prelaunch_delivery
 from tracelet_core.pipeline.report import DeliveryReport
 from tracelet_core.run import Run, check_run_free, run_directory
 from tracelet_core.settings import TraceletSettings, load_settings
@@ -146,6 +147,9 @@ class TraceletLogger(Logger):
         self._trainer_ref: weakref.ReferenceType[Trainer] | None = None
         self._pending_hparams: dict[str, Any] | None = None
         self._cli_config_logged = False
+        if getattr(rank_zero_only, "rank", 0) == 0:
+            # The trackers' SDKs are imported while the Trainer sets up, not at the end of a short run.
+            prelaunch_delivery(settings)
 
     # -- identity -------------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ The same :class:`DeliveryService` runs inside the delivery process (the default)
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ from tracelet_core.pipeline.contract import (
 from tracelet_core.pipeline.credentials import restore_credentials, strip_credentials
 from tracelet_core.pipeline.files import file_identity, release_staged_file
 from tracelet_core.pipeline.journal import Journal
-from tracelet_core.pipeline.units import BATCH, DeliveryUnit, halves, to_batch, units, worth_waiting
+from tracelet_core.pipeline.units import BATCH, DeliveryUnit, halves, retry_backoff, to_batch, units, worth_waiting
 from tracelet_core.trackers import load_backend_class
 from tracelet_core.trackers.base import Backend, classify_common_error
 
@@ -56,11 +55,6 @@ log = logging.getLogger("tracelet.delivery")
 
 READ_LIMIT = 5_000
 POLL_INTERVAL = 0.05
-
-
-def _backoff(failures: int, cap: float) -> float:
-    """Seconds before attempt ``failures + 1``: 0.25 s doubling up to ``cap``, with 20 % jitter."""
-    return min(cap, 0.25 * 2 ** min(failures - 1, 16)) * random.uniform(0.8, 1.2)
 
 
 def _reason(exc: BaseException) -> str:
@@ -109,6 +103,7 @@ class BackendWorker(threading.Thread):
         self._tracker_id: str | None = None  # the native run id (not `_native_id`: threading.Thread has one)
         self._recorded_id: str | None = None  # the native id the journal holds
         self.done = threading.Event()
+        self.opened = threading.Event()  # its tracker's run is open (or the worker has stopped)
 
     def run(self) -> None:
         failures = 0
@@ -124,11 +119,12 @@ class BackendWorker(threading.Thread):
                     # The journal cannot be read or written right now (a full disk, a lock held too long),
                     # or a bug: wait and carry on from the last acknowledgement recorded.
                     failures += 1
-                    backoff = _backoff(failures, self._max_backoff)
+                    backoff = retry_backoff(failures, self._max_backoff)
                     log.exception("%s: delivery interrupted (next attempt in %.1fs)", self.backend_name, backoff)
                     self._record_quietly(DeliveryState.RETRYING, _reason(exc), failures)
                     self._give_up.wait(backoff)
         finally:
+            self.opened.set()
             self.done.set()
 
     def _deliver_all(self, journal: Journal) -> None:
@@ -225,7 +221,7 @@ class BackendWorker(threading.Thread):
             return classify_common_error(exc)
 
     def _retry_later(self, journal: Journal, unit: DeliveryUnit, exc: Exception, failures: int) -> None:
-        backoff = _backoff(failures, self._max_backoff)
+        backoff = retry_backoff(failures, self._max_backoff)
         reason = _reason(exc)
         log.warning("%s: delivery failed (attempt %d, next in %.1fs): %s", self.backend_name, failures, backoff, reason)
         if unit.kind == EventKind.START and failures == 1:
@@ -332,6 +328,7 @@ class BackendWorker(threading.Thread):
         backend = self._opening = self._opening or backend_cls(self._options)
         self._tracker_id = backend.open(run, self._tracker_id)
         self._backend, self._opening, self._open_for = backend, None, event.seq
+        self.opened.set()
         log.debug("%s: run %s open as %s (%s)", self.backend_name, run.run_id, self._tracker_id, self._location())
 
 
@@ -379,6 +376,10 @@ class DeliveryService:
         for worker in self.workers:
             worker.start()
         return self
+
+    def all_opened(self) -> bool:
+        """True once every worker has opened its tracker's run, or stopped."""
+        return all(worker.opened.is_set() for worker in self.workers)
 
     def all_done(self) -> bool:
         """True once every worker has finished (delivered, unavailable or given up)."""

@@ -19,14 +19,17 @@ ends when training ends.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import logging
 import os
+import select
 import socket
 import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,6 +48,8 @@ from tracelet_core.trackers import load_backend_class
 
 __all__ = [
     "DELIVERY_LOG",
+    "STANDBY_FLAG",
+    "delivery_env",
     "launch_delivery_process",
     "main",
     "prepare_backends",
@@ -56,16 +61,14 @@ __all__ = [
 log = logging.getLogger("tracelet.delivery")
 
 DELIVERY_LOG = "delivery.log"
+STANDBY_FLAG = "--standby"
+STANDBY_LIMIT = 600.0  # seconds a process started ahead of its run waits for it
 WATCH_INTERVAL = 0.25
 
 
-def launch_delivery_process(journal_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start the delivery process for ``journal_path`` and return at once.
-
-    ``extra_env`` is added to the child's environment only (credentials the journal does not keep:
-    see :mod:`.credentials`).
-    """
-    run_dir = journal_path.parent
+def delivery_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a delivery process: this one's, plus ``extra_env`` (credentials the journal does not
+    keep: see :mod:`.credentials`), minus what would mislead it."""
     env = dict(os.environ, **(extra_env or {}), PYTHONUNBUFFERED="1")
     env[DELIVERY_PROCESS_MARKER] = "1"
     # A ClearML task in the trainer marks its child processes; ClearML would then hand this
@@ -76,6 +79,16 @@ def launch_delivery_process(journal_path: Path, extra_env: dict[str, str] | None
     # through sys.path tweaks rather than an installation.
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def launch_delivery_process(journal_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start the delivery process for ``journal_path`` and return at once.
+
+    ``extra_env`` is added to the child's environment only (see :func:`delivery_env`).
+    """
+    run_dir = journal_path.parent
+    env = delivery_env(extra_env)
     log_fd = os.open(run_dir / DELIVERY_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
     with open(log_fd, "ab") as log_file:
         return subprocess.Popen(
@@ -121,9 +134,12 @@ def recorder_alive(journal_path: Path, meta: RunMeta) -> bool:
     return trainer_alive(meta.trainer_pid, meta.trainer_create_time, host)
 
 
-def supervise(journal_path: Path, give_up_after: float | None = None) -> int:
+def supervise(
+    journal_path: Path, give_up_after: float | None = None, on_opened: Callable[[], None] | None = None
+) -> int:
     """Deliver one run's journal until done; the body of the delivery process. Returns an exit code:
-    0 delivered, 1 gave up (no progress for ``give_up_after`` seconds after the trainer ended)."""
+    0 delivered, 1 gave up (no progress for ``give_up_after`` seconds after the trainer ended).
+    ``on_opened`` is called once every tracker has opened its run (or stopped)."""
     with Journal(journal_path) as journal:
         meta = journal.meta()
     grace = meta.give_up_after if give_up_after is None else give_up_after
@@ -132,6 +148,9 @@ def supervise(journal_path: Path, give_up_after: float | None = None) -> int:
     progress, progressed = -1, time.monotonic()
     while not service.all_done():
         time.sleep(WATCH_INTERVAL)
+        if on_opened is not None and service.all_opened():
+            on_opened()
+            on_opened = None
         try:
             alive, done = _watch(journal_path)
         except Exception:  # an unreadable or unwritable journal for a moment (a full disk): look again
@@ -150,6 +169,18 @@ def supervise(journal_path: Path, give_up_after: float | None = None) -> int:
             service.wait(5.0)
             return 1
     return 0
+
+
+def _yield_to_training() -> None:
+    """Lower this process's priority once its trackers are open.
+
+    Delivery is never urgent while training runs; on a machine whose cores the trainer keeps busy,
+    the scheduler then serves the trainer first and delivers in the gaps (what is journaled waits
+    safely). Opening the trackers (importing their SDKs, creating a new store) runs at the trainer's
+    priority, so that it is done while training runs rather than left for the run's end.
+    """
+    with contextlib.suppress(OSError):
+        os.nice(10)
 
 
 def _watch(journal_path: Path) -> tuple[bool, int]:
@@ -221,17 +252,40 @@ class _Redacted(io.TextIOBase):
         return False
 
 
+def _await_journal(backends: list[str]) -> Path | None:
+    """A process started ahead of its run (see :mod:`.standby`): import the backends' SDKs now, then wait for
+    the journal's path on stdin (None: the trainer is gone, or sent nothing for :data:`STANDBY_LIMIT` seconds).
+    From then on, the output goes to the run's ``delivery.log``."""
+    for name in backends:
+        with contextlib.suppress(Exception):  # its worker meets the same problem and records it
+            sdk = load_backend_class(name).sdk_module
+            if sdk:
+                importlib.import_module(sdk)
+    ready, _, _ = select.select([sys.stdin], [], [], STANDBY_LIMIT)
+    line = sys.stdin.readline().strip() if ready else ""
+    if not line:
+        return None
+    journal_path = Path(line)
+    log_fd = os.open(journal_path.parent / DELIVERY_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+    for stream in (1, 2):
+        os.dup2(log_fd, stream)
+    os.close(log_fd)
+    return journal_path
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m tracelet_core.pipeline JOURNAL``."""
+    """Entry point of ``python -m tracelet_core.pipeline JOURNAL`` (or ``--standby BACKEND...``: see
+    :mod:`.standby`)."""
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == [STANDBY_FLAG]:
+        standby_path = _await_journal(args[1:])
+        if standby_path is None:
+            return 0
+        args = [str(standby_path)]
     if len(args) != 1:
         print("usage: python -m tracelet_core.pipeline JOURNAL", file=sys.stderr)
         return 2
     journal_path = Path(args[0])
-    # Delivery is never urgent; training is. On a machine whose cores the trainer keeps busy, the
-    # scheduler serves the trainer first and delivers in the gaps (what is journaled waits safely).
-    with contextlib.suppress(OSError):
-        os.nice(10)
     sys.stdout, sys.stderr = _Redacted(sys.stdout), _Redacted(sys.stderr)
     logging.basicConfig(
         level=logging.INFO,
@@ -246,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     with delivery_lock(journal_path.parent):
         log.info("delivering %s", journal_path)
         prepare_backends(journal_path)
-        code = supervise(journal_path)
+        code = supervise(journal_path, on_opened=_yield_to_training)
         log.info("delivery process exits (%d)", code)
     # A backend call that hangs would keep a non-daemon SDK thread alive; leave regardless.
     sys.stdout.flush()

@@ -29,11 +29,12 @@ from tracelet_core.pipeline.opening import wait_for_trackers
 from tracelet_core.pipeline.queue import FINISH, EventQueue
 from tracelet_core.pipeline.report import DeliveryReport
 from tracelet_core.pipeline.session import DeliverySession, usable_backends
+from tracelet_core.pipeline.standby import prelaunch
 from tracelet_core.pipeline.writer import JournalWriter
 from tracelet_core.settings import TraceletSettings
 from tracelet_core.trackers import registered_paths
 
-__all__ = ["Recording", "check_run_free", "run_directory"]
+__all__ = ["Recording", "check_run_free", "prelaunch_delivery", "run_directory"]
 
 _UNSAFE_PATH = re.compile(r"[^\w.-]+")
 # What a failing journal raises when the session opens: reported as the journal's failure.
@@ -109,8 +110,7 @@ class Recording:
             raise _in_use(run_id, run_dir)
         journal_path = run_dir / JOURNAL_FILENAME
         try:
-            backends = usable_backends(settings)
-            options = {name: settings.backend_options(name) for name in backends}
+            backends, options = _backends_and_options(settings)
             start_seq = _journal_start(settings, run_id, journal_path, backends, options, native_ids, resumed)
         except _STORAGE_ERRORS as exc:
             lock.release()
@@ -152,6 +152,25 @@ class Recording:
         self._delivery.stop()
         self._lock.release()
         return report
+
+
+def prelaunch_delivery(settings: TraceletSettings) -> None:
+    """Start the delivery process of a run about to open with ``settings`` now (see :mod:`.standby`), so that its
+    trackers' SDKs are imported while training sets up. Does nothing for disabled runs, in-process delivery
+    and runs without a tracker; never raises (the run's start reports what is wrong)."""
+    if not settings.enabled or settings.delivery != "process":
+        return
+    try:
+        backends, options = _backends_and_options(settings)
+    except Exception:  # an invalid tracker option: raised where it belongs, when the run starts
+        return
+    prelaunch(backends, split_credentials(options)[1])
+
+
+def _backends_and_options(settings: TraceletSettings) -> tuple[list[str], dict[str, dict[str, object]]]:
+    """The session's backends (those configured whose SDK is installed) and their options, credentials included."""
+    backends = usable_backends(settings)
+    return backends, {name: settings.backend_options(name) for name in backends}
 
 
 def _journal_start(

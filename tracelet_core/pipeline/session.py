@@ -30,6 +30,7 @@ from tracelet_core.pipeline.delivery_process import DELIVERY_LOG, launch_deliver
 from tracelet_core.pipeline.journal import Journal
 from tracelet_core.pipeline.progress import WaitLine, describe_wait
 from tracelet_core.pipeline.report import DeliveryReport, read_report
+from tracelet_core.pipeline.standby import claim
 from tracelet_core.pipeline.writer import JournalWriter
 from tracelet_core.settings import TraceletSettings
 from tracelet_core.trackers import load_backend_class
@@ -102,11 +103,14 @@ class DeliverySession:
         self.restarts = 0
 
     def start(self) -> None:
-        """Launch (and watch) the delivery process, or start the in-process workers once the run's delivery is free."""
+        """Launch (and watch) the delivery process, or hand the run to one started ahead (see :mod:`.standby`);
+        or start the in-process workers once the run's delivery is free."""
         if not self._backends:
             return
         if not self._in_process:
-            self._process = launch_delivery_process(self._journal_path, self._carried_env)
+            self._process = claim(self._journal_path, self._backends, self._carried_env) or launch_delivery_process(
+                self._journal_path, self._carried_env
+            )
             threading.Thread(
                 target=self._watch, args=(self._process,), name="tracelet-delivery-watch", daemon=True
             ).start()

@@ -1,9 +1,10 @@
 """How a delivery worker cuts the journal into tracker calls: one batch of consecutive metrics, params
-and tags, or one call for any other event; and how it waits for a batch worth a call.
+and tags, or one call for any other event; how it waits for a batch worth a call, and between retries.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,17 @@ from typing import Final
 from tracelet_core.events import Batch, MetricPoint
 from tracelet_core.pipeline.contract import BATCHED_KINDS, EventKind, JournalEvent
 
-__all__ = ["BATCH", "BATCH_DELAY", "BATCH_EVENTS", "DeliveryUnit", "halves", "to_batch", "units", "worth_waiting"]
+__all__ = [
+    "BATCH",
+    "BATCH_DELAY",
+    "BATCH_EVENTS",
+    "DeliveryUnit",
+    "halves",
+    "retry_backoff",
+    "to_batch",
+    "units",
+    "worth_waiting",
+]
 
 # Metrics, params and tags wait until this many have accumulated or the first of them has waited
 # this long: trackers' per-call costs (a transaction, a request) then spread over ~1000 points
@@ -77,3 +88,8 @@ def to_batch(events: tuple[JournalEvent, ...]) -> Batch:
         else:
             batch.tags[key] = event.text or ""
     return batch
+
+
+def retry_backoff(failures: int, cap: float) -> float:
+    """Seconds before attempt ``failures + 1``: 0.25 s doubling up to ``cap``, with 20 % jitter."""
+    return min(cap, 0.25 * 2 ** min(failures - 1, 16)) * random.uniform(0.8, 1.2)

@@ -1,0 +1,113 @@
+"""A delivery process started ahead of its run, so that the trackers' SDKs are imported before training ends.
+
+Importing a tracker's SDK takes a second or more (MLflow 1.6 s, several on a busy machine), and the
+delivery process can only deliver the end of a run once it has. A short run (a sweep's trial, a
+smoke test) used to end waiting for that import. ``TraceletLogger`` therefore calls
+:func:`prelaunch` when it is created: a delivery process starts at once, imports the SDKs of the
+run's trackers, and waits for its journal on stdin. When the run opens, :func:`claim` hands it the
+journal (``DeliverySession`` falls back on a fresh process when there is none that fits).
+
+A standby process fits a run only if it was started for the same trackers, with the same credentials,
+in the same working directory and environment (variables that Lightning and torch set while setting
+up are not compared); otherwise it is told to exit and a fresh one is started. One that gets no run
+exits when this process does (its stdin closes) or after :data:`~.delivery_process.STANDBY_LIMIT`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracelet_core.pipeline.delivery_process import STANDBY_FLAG, delivery_env
+
+__all__ = ["claim", "discard", "prelaunch"]
+
+# Set by Lightning, torch and launchers while a fit sets up; they do not change what delivery does.
+_UNCOMPARED = ("PL_", "LIGHTNING_", "TORCH", "OMP_", "MKL_", "CUDA_", "NCCL_", "MASTER_", "LOCAL_", "RANK")
+_UNCOMPARED_NAMES = frozenset({"WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "KMP_DUPLICATE_LIB_OK"})
+
+
+@dataclass(frozen=True)
+class _Standby:
+    process: subprocess.Popen[bytes]
+    fits: tuple[object, ...]  # what a run must match to use it (see _fit_key)
+
+
+_lock = threading.Lock()
+_waiting: _Standby | None = None
+
+
+def _fit_key(backends: list[str], carried_env: dict[str, str]) -> tuple[object, ...]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(_UNCOMPARED) and name not in _UNCOMPARED_NAMES
+    }
+    return tuple(backends), sorted(carried_env.items()), sorted(env.items()), os.getcwd()
+
+
+def prelaunch(backends: list[str], carried_env: dict[str, str]) -> None:
+    """Start a delivery process for a run about to open with ``backends`` (one at a time: a previous one that
+    does not fit is told to exit). Never raises: without it, the run starts its delivery process as usual."""
+    global _waiting
+    if not backends:
+        return
+    fits = _fit_key(backends, carried_env)
+    with _lock:
+        previous = _waiting
+        if previous is not None and previous.fits == fits and previous.process.poll() is None:
+            return
+        _waiting = None
+    discard(previous)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tracelet_core.pipeline", STANDBY_FLAG, *backends],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+            cwd=os.getcwd(),
+            env=delivery_env(carried_env),
+        )
+    except OSError:  # no process can be started here: the run will say so when it starts its own
+        return
+    with _lock:
+        stale, _waiting = _waiting, _Standby(process, fits)
+    discard(stale)
+
+
+def claim(journal_path: Path, backends: list[str], carried_env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+    """The standby process, now delivering ``journal_path``; None when there is none that fits this run."""
+    global _waiting
+    with _lock:
+        standby, _waiting = _waiting, None
+    if standby is None:
+        return None
+    if standby.fits != _fit_key(backends, carried_env) or standby.process.poll() is not None:
+        discard(standby)
+        return None
+    stdin = standby.process.stdin
+    assert stdin is not None
+    try:
+        stdin.write(f"{journal_path}\n".encode())
+        stdin.close()
+    except OSError:  # it has just exited
+        return None
+    return standby.process
+
+
+def discard(standby: _Standby | None = None) -> None:
+    """Tell a standby process (default: the one waiting) to exit: its stdin closes."""
+    global _waiting
+    if standby is None:
+        with _lock:
+            standby, _waiting = _waiting, None
+    if standby is not None and standby.process.stdin is not None:
+        with contextlib.suppress(OSError):
+            standby.process.stdin.close()
