@@ -63,7 +63,7 @@ def prelaunch(backends: list[str], carried_env: dict[str, str]) -> None:
         if previous is not None and previous.fits == fits and previous.process.poll() is None:
             return
         _waiting = None
-    discard(previous)
+    _close(previous)
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "tracelet_core.pipeline", STANDBY_FLAG, *backends],
@@ -79,7 +79,7 @@ def prelaunch(backends: list[str], carried_env: dict[str, str]) -> None:
         return
     with _lock:
         stale, _waiting = _waiting, _Standby(process, fits)
-    discard(stale)
+    _close(stale)
 
 
 def claim(journal_path: Path, backends: list[str], carried_env: dict[str, str]) -> subprocess.Popen[bytes] | None:
@@ -90,7 +90,7 @@ def claim(journal_path: Path, backends: list[str], carried_env: dict[str, str]) 
     if standby is None:
         return None
     if standby.fits != _fit_key(backends, carried_env) or standby.process.poll() is not None:
-        discard(standby)
+        _close(standby)
         return None
     stdin = standby.process.stdin
     assert stdin is not None
@@ -102,12 +102,16 @@ def claim(journal_path: Path, backends: list[str], carried_env: dict[str, str]) 
     return standby.process
 
 
-def discard(standby: _Standby | None = None) -> None:
-    """Tell a standby process (default: the one waiting) to exit: its stdin closes."""
+def discard() -> None:
+    """Tell the standby process waiting, if any, to exit."""
     global _waiting
-    if standby is None:
-        with _lock:
-            standby, _waiting = _waiting, None
+    with _lock:
+        standby, _waiting = _waiting, None
+    _close(standby)
+
+
+def _close(standby: _Standby | None) -> None:
+    """Tell a standby process to exit: its stdin closes."""
     if standby is not None and standby.process.stdin is not None:
         with contextlib.suppress(OSError):
             standby.process.stdin.close()
