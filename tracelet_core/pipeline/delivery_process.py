@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import logging
 import os
 import select
@@ -252,15 +253,20 @@ class _Redacted(io.TextIOBase):
         return False
 
 
-def _await_journal(backends: list[str]) -> Path | None:
-    """A process started ahead of its run (see :mod:`.standby`): import the backends' SDKs now, then wait for
+def _await_journal(options_json: str, backends: list[str]) -> Path | None:
+    """A process started ahead of its run (see :mod:`.standby`): import the backends' SDKs now (and let each
+    warm up, if it has a ``warm_up(options)`` class method: import its store's modules, say), then wait for
     the journal's path on stdin (None: the trainer is gone, or sent nothing for :data:`STANDBY_LIMIT` seconds).
     From then on, the output goes to the run's ``delivery.log``."""
+    options = json.loads(options_json)
     for name in backends:
         with contextlib.suppress(Exception):  # its worker meets the same problem and records it
-            sdk = load_backend_class(name).sdk_module
-            if sdk:
-                importlib.import_module(sdk)
+            backend_cls = load_backend_class(name)
+            if backend_cls.sdk_module:
+                importlib.import_module(backend_cls.sdk_module)
+            warm_up = getattr(backend_cls, "warm_up", None)
+            if callable(warm_up):
+                warm_up(dict(options.get(name, {})))
     ready, _, _ = select.select([sys.stdin], [], [], STANDBY_LIMIT)
     line = sys.stdin.readline().strip() if ready else ""
     if not line:
@@ -278,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     :mod:`.standby`)."""
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == [STANDBY_FLAG]:
-        standby_path = _await_journal(args[1:])
+        standby_path = _await_journal(args[1], args[2:])
         if standby_path is None:
             return 0
         args = [str(standby_path)]

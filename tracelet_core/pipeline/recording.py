@@ -164,7 +164,7 @@ def prelaunch_delivery(settings: TraceletSettings) -> None:
         backends, options = _backends_and_options(settings)
     except Exception:  # an invalid tracker option: raised where it belongs, when the run starts
         return
-    prelaunch(backends, split_credentials(options)[1])
+    prelaunch(backends, *split_credentials(options))
 
 
 def _backends_and_options(settings: TraceletSettings) -> tuple[list[str], dict[str, dict[str, object]]]:

@@ -16,6 +16,7 @@ exits when this process does (its stdin closes) or after :data:`~.delivery_proce
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracelet_core.pipeline.credentials import BackendOptions
 from tracelet_core.pipeline.delivery_process import STANDBY_FLAG, delivery_env
 
 __all__ = ["claim", "discard", "prelaunch"]
@@ -51,9 +53,10 @@ def _fit_key(backends: list[str], carried_env: dict[str, str]) -> tuple[object, 
     return tuple(backends), sorted(carried_env.items()), sorted(env.items()), os.getcwd()
 
 
-def prelaunch(backends: list[str], carried_env: dict[str, str]) -> None:
+def prelaunch(backends: list[str], options: BackendOptions, carried_env: dict[str, str]) -> None:
     """Start a delivery process for a run about to open with ``backends`` (one at a time: a previous one that
-    does not fit is told to exit). Never raises: without it, the run starts its delivery process as usual."""
+    does not fit is told to exit). ``options`` are the backends' options without credentials (those are in
+    ``carried_env``). Never raises: without it, the run starts its delivery process as usual."""
     global _waiting
     if not backends:
         return
@@ -66,7 +69,7 @@ def prelaunch(backends: list[str], carried_env: dict[str, str]) -> None:
     _close(previous)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tracelet_core.pipeline", STANDBY_FLAG, *backends],
+            [sys.executable, "-m", "tracelet_core.pipeline", STANDBY_FLAG, json.dumps(options, default=str), *backends],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
