@@ -65,6 +65,7 @@ DELIVERY_LOG = "delivery.log"
 STANDBY_FLAG = "--standby"
 STANDBY_LIMIT = 600.0  # seconds a process started ahead of its run waits for it
 WATCH_INTERVAL = 0.25
+OPENING_LIMIT = 30.0
 
 
 def delivery_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
@@ -140,16 +141,18 @@ def supervise(
 ) -> int:
     """Deliver one run's journal until done; the body of the delivery process. Returns an exit code:
     0 delivered, 1 gave up (no progress for ``give_up_after`` seconds after the trainer ended).
-    ``on_opened`` is called once every tracker has opened its run (or stopped)."""
+    ``on_opened`` is called once every tracker has opened its run (or stopped), or after
+    :data:`OPENING_LIMIT` seconds (a tracker that cannot be reached is retried for longer)."""
     with Journal(journal_path) as journal:
         meta = journal.meta()
     grace = meta.give_up_after if give_up_after is None else give_up_after
     service = DeliveryService(journal_path).start()
     alive = True
     progress, progressed = -1, time.monotonic()
+    opening_until = progressed + OPENING_LIMIT
     while not service.all_done():
         time.sleep(WATCH_INTERVAL)
-        if on_opened is not None and service.all_opened():
+        if on_opened is not None and (service.all_opened() or time.monotonic() > opening_until):
             on_opened()
             on_opened = None
         try:
@@ -280,7 +283,7 @@ def _await_journal(options_json: str, backends: list[str]) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m tracelet_core.pipeline JOURNAL`` (or ``--standby BACKEND...``: see
+    """Entry point of ``python -m tracelet_core.pipeline JOURNAL`` (or ``--standby OPTIONS BACKEND...``: see
     :mod:`.standby`)."""
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == [STANDBY_FLAG]:
