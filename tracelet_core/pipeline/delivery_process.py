@@ -50,6 +50,7 @@ from tracelet_core.trackers import load_backend_class
 __all__ = [
     "DELIVERY_LOG",
     "STANDBY_FLAG",
+    "STANDBY_LIMIT",
     "delivery_env",
     "launch_delivery_process",
     "main",

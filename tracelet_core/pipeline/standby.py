@@ -21,23 +21,31 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracelet_core.pipeline.credentials import BackendOptions
-from tracelet_core.pipeline.delivery_process import STANDBY_FLAG, delivery_env
+from tracelet_core.pipeline.delivery_process import STANDBY_FLAG, STANDBY_LIMIT, delivery_env
 
 __all__ = ["claim", "discard", "prelaunch"]
 
 # Set by Lightning, torch and launchers while a fit sets up; they do not change what delivery does.
 _UNCOMPARED = ("PL_", "LIGHTNING_", "TORCH", "OMP_", "MKL_", "CUDA_", "NCCL_", "MASTER_", "LOCAL_", "RANK")
 _UNCOMPARED_NAMES = frozenset({"WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "KMP_DUPLICATE_LIB_OK"})
+_MARGIN = 60.0  # seconds before its STANDBY_LIMIT from which a standby process is no longer handed a run
 
 
 @dataclass(frozen=True)
 class _Standby:
     process: subprocess.Popen[bytes]
     fits: tuple[object, ...]  # what a run must match to use it (see _fit_key)
+    started: float  # time.monotonic() at its start
+
+    def usable_for(self, fits: tuple[object, ...]) -> bool:
+        """It fits, runs, and is not about to give up waiting (a journal sent then would go unread)."""
+        young = time.monotonic() - self.started < STANDBY_LIMIT - _MARGIN
+        return self.fits == fits and young and self.process.poll() is None
 
 
 _lock = threading.Lock()
@@ -63,7 +71,7 @@ def prelaunch(backends: list[str], options: BackendOptions, carried_env: dict[st
     fits = _fit_key(backends, carried_env)
     with _lock:
         previous = _waiting
-        if previous is not None and previous.fits == fits and previous.process.poll() is None:
+        if previous is not None and previous.usable_for(fits):
             return
         _waiting = None
     _close(previous)
@@ -81,7 +89,7 @@ def prelaunch(backends: list[str], options: BackendOptions, carried_env: dict[st
     except OSError:  # no process can be started here: the run will say so when it starts its own
         return
     with _lock:
-        stale, _waiting = _waiting, _Standby(process, fits)
+        stale, _waiting = _waiting, _Standby(process, fits, time.monotonic())
     _close(stale)
 
 
@@ -92,7 +100,7 @@ def claim(journal_path: Path, backends: list[str], carried_env: dict[str, str]) 
         standby, _waiting = _waiting, None
     if standby is None:
         return None
-    if standby.fits != _fit_key(backends, carried_env) or standby.process.poll() is not None:
+    if not standby.usable_for(_fit_key(backends, carried_env)):
         _close(standby)
         return None
     stdin = standby.process.stdin
