@@ -148,6 +148,13 @@ class Backend(ABC):
         process (``TRACELET_DELIVERY=thread``), whose process-wide state Tracelet leaves alone.
         """
 
+    @classmethod  # noqa: B027 - an optional hook
+    def warm_up(cls, options: Mapping[str, Any]) -> None:
+        """Get ready while training runs, in a delivery process started ahead of its run (see
+        :mod:`tracelet_core.pipeline.standby`): import the store's modules, create a local store. ``options``
+        are the tracker's options without credentials. Errors are ignored (the run's open meets them again).
+        """
+
     @abstractmethod
     def open(self, run: RunInfo, native_id: str | None) -> str:
         """Create the native run, or re-open ``native_id`` when resuming; return the native id."""

@@ -27,6 +27,7 @@ migrations and leave it half-migrated. Errors are classified by their MLflow err
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import tempfile
@@ -287,6 +288,21 @@ class MlflowBackend(Backend):
         only hold the worker. A user's explicit setting wins."""
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(options.get("http_timeout") or 30)))
+
+    @classmethod
+    def warm_up(cls, options: Mapping[str, Any]) -> None:
+        """Import MLflow's client and its store for the tracking URI and, for a SQLite store, create or
+        migrate the database now (under the store lock), so the end of a short run does not wait for it."""
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        uri = str(options.get("tracking_uri") or mlflow.get_tracking_uri())
+        database = sqlite_file(uri)
+        if database is not None:
+            with store_lock(database):
+                MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        elif uri.startswith(("http://", "https://")):
+            importlib.import_module("mlflow.store.tracking.rest_store")
 
     def location(self) -> str | None:
         """The tracking URI, without credentials (``http://user:pw@host`` gives ``http://host``)."""
