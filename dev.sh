@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Tracelet's developer entry point. Idempotent: a second run with nothing changed takes seconds.
 #
-#   ./dev.sh demo   set up .venv and train the digits example, tracked to MLflow's local store
-#   ./dev.sh test   set up .venv and run the checks: ruff, mypy, the test suite
-#   ./dev.sh setup  only set up .venv
+#   ./dev.sh demo         set up .venv and train the digits example, tracked to MLflow's local store
+#   ./dev.sh test         set up .venv (and Chromium for the browser tests) and run the checks:
+#                         ruff, mypy, the test suite
+#   ./dev.sh docs         build the documentation into docs/_build/html (warnings are errors)
+#   ./dev.sh screenshots  retake docs/images/mlflow.png and aim.png in a real browser
+#   ./dev.sh setup        only set up .venv
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,6 +33,40 @@ setup() {
     echo "$want" > "$STAMP"
 }
 
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+
+ensure_browser() {
+    # The browser tests (tests/ui) and docs/_scripts/screenshots.py drive Debian's Chromium through its
+    # chromedriver; Selenium comes with the dev extra. Quick when both are there.
+    if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+        return
+    fi
+    local log="${TMPDIR:-/tmp}/tracelet-apt-chromium.log" started=$SECONDS
+    if ! command -v apt-get >/dev/null; then
+        echo "== no chromium/chromedriver and no apt-get to install them: the browser tests (tests/ui) are skipped" >&2
+        return
+    fi
+    echo "== installing Debian's chromium and chromium-driver for the browser tests (log: $log)"
+    # Lock::Timeout: wait for another apt/dpkg run to finish rather than fail at once.
+    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
+    local install=("${apt[@]}" install -y -q --no-install-recommends chromium chromium-driver fonts-liberation)
+    # Try without refreshing the package lists first: quick when they are recent.
+    if as_root "${install[@]}" >"$log" 2>&1 || { as_root "${apt[@]}" update -q && as_root "${install[@]}"; } >>"$log" 2>&1; then
+        echo "== chromium installed in $((SECONDS - started)) s"
+    else
+        echo "== could not install chromium as $(id -un) (needs root or passwordless sudo; see $log):" \
+            "the browser tests (tests/ui) are skipped" >&2
+    fi
+}
+
 quiet_env() {
     # No telemetry, no network, no prompts: every tracker in a local or offline mode.
     export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
@@ -48,6 +85,7 @@ case "${1:-}" in
         ;;
     test)
         setup
+        ensure_browser
         quiet_env
         shift
         echo "== ruff"
@@ -58,8 +96,21 @@ case "${1:-}" in
         echo "== pytest"
         exec "$PY" -m pytest "$@"
         ;;
+    docs)
+        setup
+        quiet_env
+        shift
+        exec "$PY" -m sphinx -W --keep-going -b html docs docs/_build/html "$@"
+        ;;
+    screenshots)
+        setup
+        ensure_browser
+        quiet_env
+        shift
+        exec "$PY" docs/_scripts/screenshots.py "$@"
+        ;;
     *)
-        echo "usage: ./dev.sh demo|test|setup [args]" >&2
+        echo "usage: ./dev.sh demo|test|docs|screenshots|setup [args]" >&2
         exit 2
         ;;
 esac
