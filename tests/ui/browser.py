@@ -56,7 +56,7 @@ def missing() -> str | None:
 
 @contextmanager
 def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
-    """A headless Chromium window of ``width`` × ``height`` CSS pixels, with a fresh profile; closed on exit."""
+    """A headless Chromium whose pages are ``width`` × ``height`` CSS pixels, with a fresh profile; closed on exit."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -71,6 +71,9 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
     # An explicit chromedriver: Selenium then never runs its driver manager (which would go online).
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
+        # --window-size counts the window's frame: grow the window until the page itself is that size.
+        inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+        driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
         yield driver
     finally:
         driver.quit()  # ends chromium and chromedriver
