@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +27,10 @@ import psutil
 
 import tracelet_core
 from tracelet_core.collectors import Collector, CollectorContext, register_collector
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _outputs.py, beside this file
+
+from _outputs import enter_output_dir
 
 
 @register_collector
@@ -50,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="how long the pretend training runs")
     parser.add_argument("--backend", action="append", help="a tracker to send the run to (repeatable)")
     args = parser.parse_args(argv)
+    enter_output_dir()  # everything this example writes goes under ./.tracelet-examples
 
     with (
         tracelet_core.start_logging(experiment="custom-collector-demo", backends=args.backend) as run,

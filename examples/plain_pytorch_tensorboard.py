@@ -1,6 +1,7 @@
 """A plain PyTorch training loop that logs with TensorBoard's SummaryWriter, and reaches MLflow too.
 
     python examples/plain_pytorch_tensorboard.py
+    cd .tracelet-examples              # where the examples write (see _outputs.py)
     tensorboard --logdir runs          # TensorBoard's files are written exactly as before
     mlflow ui                          # ... and the same values are in MLflow (mlflow.db in this directory)
 
@@ -14,6 +15,7 @@ tensorboardX's SummaryWriter works the same way.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -21,6 +23,8 @@ from torch.utils.data import DataLoader, TensorDataset, random_split
 from torch.utils.tensorboard import SummaryWriter
 
 import tracelet_core  # Tracelet
+
+from _outputs import OUTPUT_DIR, enter_output_dir
 
 tracelet_core.patch_tensorboard()  # Tracelet: every SummaryWriter also logs to the active (or a new) run
 
@@ -41,14 +45,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--logdir", default="runs/rings")
+    parser.add_argument("--logdir", help=f"TensorBoard's log directory (default: {OUTPUT_DIR}/runs/rings)")
     args = parser.parse_args(argv)
+    logdir = Path(args.logdir or Path(OUTPUT_DIR, "runs", "rings")).resolve()
+    enter_output_dir()  # everything this example writes goes under ./.tracelet-examples
 
     train, val = make_data()
     model = nn.Sequential(nn.Linear(2, args.hidden), nn.Tanh(), nn.Linear(args.hidden, 2))
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    writer = SummaryWriter(args.logdir)
+    writer = SummaryWriter(logdir)
     writer.add_text("config", f"hidden={args.hidden}, lr={args.lr}, epochs={args.epochs}")
 
     step = 0

@@ -1,7 +1,7 @@
 """Resume an interrupted training run: the same Tracelet run goes on, in every tracker.
 
     python examples/resume.py --interrupt-after-epoch 1   # dies right after epoch 1, like a killed job
-    python examples/resume.py                             # resumes from checkpoints/last.ckpt
+    python examples/resume.py                             # resumes from .tracelet-examples/checkpoints/last.ckpt
 
 ``TraceletCallback`` stores the Tracelet run id (and each tracker's own run id) in every checkpoint.
 ``trainer.fit(..., ckpt_path="last")`` in a new process restores it, and the callback continues that
@@ -14,7 +14,9 @@ A ``TraceletLogger`` beside the callback is switched to the checkpoint's run the
 still holds it when the interrupted process had the callback)::
 
     from tracelet_lightning import TraceletLogger, checkpoint_run_id
-    logger = TraceletLogger(run_id=checkpoint_run_id("checkpoints/last.ckpt"))
+    logger = TraceletLogger(run_id=checkpoint_run_id(".tracelet-examples/checkpoints/last.ckpt"))
+
+Everything it writes (journal, MLflow store, checkpoints) goes under ``.tracelet-examples/`` (see ``_outputs.py``).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_digits.py, beside this file
 
-from train_digits import DigitsClassifier, DigitsData
-
 from tracelet_lightning import TraceletCallback
+
+from _outputs import OUTPUT_DIR, enter_output_dir
+from train_digits import DigitsClassifier, DigitsData
 
 
 class InterruptAfterEpoch(Callback):
@@ -49,13 +52,15 @@ class InterruptAfterEpoch(Callback):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--checkpoints", default="checkpoints", help="checkpoint directory (default: %(default)s)")
+    parser.add_argument("--checkpoints", help=f"checkpoint directory (default: {OUTPUT_DIR}/checkpoints)")
     parser.add_argument("--interrupt-after-epoch", type=int, default=None)
     args = parser.parse_args(argv)
+    checkpoints = Path(args.checkpoints or Path(OUTPUT_DIR, "checkpoints")).resolve()
+    enter_output_dir()  # everything this example writes goes under ./.tracelet-examples
 
     pl.seed_everything(0, verbose=False)
     tracelet = TraceletCallback(experiment="digits-resume")
-    callbacks: list[Callback] = [tracelet, ModelCheckpoint(dirpath=args.checkpoints, save_last=True)]
+    callbacks: list[Callback] = [tracelet, ModelCheckpoint(dirpath=checkpoints, save_last=True)]
     if args.interrupt_after_epoch is not None:
         callbacks.append(InterruptAfterEpoch(args.interrupt_after_epoch))
     trainer = pl.Trainer(
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    resume = Path(args.checkpoints, "last.ckpt").is_file()
+    resume = (checkpoints / "last.ckpt").is_file()
     trainer.fit(DigitsClassifier(), DigitsData(), ckpt_path="last" if resume else None)
 
     logger = tracelet.logger

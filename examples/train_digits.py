@@ -5,6 +5,8 @@
 The only Tracelet line is ``logger=TraceletLogger()``: with MLflow installed and nothing configured,
 the run goes to MLflow's default store (``mlflow.db`` in the working directory). Set
 ``TRACELET_BACKENDS=mlflow,wandb,aim`` (or pass ``backends=[...]``) to send it elsewhere too.
+Like every example here, it works in ``.tracelet-examples/`` (see ``_outputs.py``), so the store
+is ``.tracelet-examples/mlflow.db``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
 from tracelet_lightning import TraceletLogger
+
+from _outputs import enter_output_dir
 
 
 class DigitsData(pl.LightningDataModule):
@@ -82,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
+    enter_output_dir()  # everything this example writes goes under ./.tracelet-examples
 
     pl.seed_everything(0, verbose=False)
     logger = TraceletLogger()
