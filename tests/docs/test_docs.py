@@ -36,6 +36,9 @@ if str(DOCS / "_ext") not in sys.path:
 import codeblocks  # noqa: E402
 
 IMAGE_BUDGET = 200 * 1024
+# Every page's blocks together: about 3 minutes on two busy cores (the DDP, resume and troubleshooting
+# pages train for real); pytest's default limit per test (300 s) would leave no margin.
+BLOCKS_TIMEOUT = 540
 
 
 def _sphinx(builder: str, out: Path, doctrees: Path) -> subprocess.Popen[str]:
@@ -73,7 +76,7 @@ class Builds:
         return proc.returncode, output
 
     def blocks(self) -> list[codeblocks.PageResult]:
-        return self._blocks.result(timeout=300)
+        return self._blocks.result(timeout=BLOCKS_TIMEOUT)
 
     def close(self) -> None:
         if self._html.poll() is None:
@@ -139,6 +142,7 @@ def test_the_api_examples_pass(builds: Builds) -> None:
     assert tried and int(tried.group(1)) > 0, report
 
 
+@pytest.mark.timeout(BLOCKS_TIMEOUT + 60)
 def test_every_code_block_runs(builds: Builds, capsys: pytest.CaptureFixture[str]) -> None:
     results = builds.blocks()
     failed = [r for r in results if not r.ok]

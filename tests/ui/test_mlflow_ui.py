@@ -9,6 +9,7 @@ points share one step as a bar, so this also checks that the samples are stepped
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -34,15 +35,30 @@ pytestmark = [
 ]
 
 TRAIN = """
+import os
+import urllib.request
+
 import lightning.pytorch as pl
 
 from tests.lightning.models import TinyData, TinyModel, trainer_kwargs
+from tests.support.waiting import wait_until
 from tracelet_lightning import TraceletLogger
 
+
+def answers():
+    try:
+        with urllib.request.urlopen(os.environ["MLFLOW_TRACKING_URI"] + "/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+# The test started the server as it started this script: its start and these imports overlap.
+wait_until(answers, timeout=120, what="the MLflow server")
 logger = TraceletLogger(experiment="ui", backends=["mlflow"], system_metrics=True, system_metrics_interval=0.2)
-# Two seconds of training whatever the machine's speed: about ten system samples.
+# Three seconds of training whatever the machine's speed: several system samples (at least 3 are checked).
 trainer = pl.Trainer(
-    **trainer_kwargs(logger=logger, max_epochs=-1, max_time={"seconds": 2}, enable_checkpointing=False)
+    **trainer_kwargs(logger=logger, max_epochs=-1, max_time={"seconds": 3}, enable_checkpointing=False)
 )
 trainer.fit(TinyModel(), TinyData())
 (mlflow,) = [backend for backend in logger.report.backends if backend.name == "mlflow"]
@@ -52,11 +68,15 @@ print("MLFLOW_RUN", mlflow.native_id, flush=True)
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path / "mlflow-server").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    """``mlflow server``, still starting (about 15 s) when the test begins: the training script waits for it."""
+    server = MlflowServer(tmp_path / "mlflow-server")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        started = pool.submit(server.start)
+        try:
+            yield server
+        finally:
+            started.exception(timeout=120)  # stop it only once it is started (or has failed to)
+            server.stop()
 
 
 def train(workdir: Path, tracking_uri: str) -> str:
