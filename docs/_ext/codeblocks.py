@@ -340,7 +340,7 @@ def mlflow_template(scratch: Path) -> Path | None:
 
 
 def run_page(
-    path: Path, scratch: Path, timeout: float = 180.0, docs: Path = DOCS, mlflow_db: Path | None = None
+    path: Path, scratch: Path, timeout: float = 300.0, docs: Path = DOCS, mlflow_db: Path | None = None
 ) -> PageResult:
     """Run one page's blocks in a fresh directory and environment; never raises for a failing block."""
     blocks = extract(path, docs)
