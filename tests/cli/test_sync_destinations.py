@@ -122,3 +122,14 @@ def test_show_marks_a_file_missing_only_when_no_tracker_has_it(cli: Callable[...
     (shown,) = json.loads(cli("show", run.id, "--json").stdout)["artifacts"]
     assert shown["state"] == "missing" and shown["in"] == []
     assert "missing" in cli("show", run.id).stdout
+
+
+def test_a_destination_named_by_the_sdks_variable_is_recorded_with_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose store came from ``MLFLOW_TRACKING_URI`` journals it, so a later sync does not depend on
+    the shell (the tracker is down here: the run never reached it)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    run = tracelet_core.start_logging("dest", backends=["mlflow"], delivery="thread", finish_timeout=0.5)
+    run.log_metric("loss", 1.0, step=0)
+    run.finish()
+    with Journal(run.journal_path) as journal:
+        assert journal.meta().backend_options["mlflow"]["tracking_uri"] == "http://127.0.0.1:9"

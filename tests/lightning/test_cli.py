@@ -138,7 +138,8 @@ def test_the_cli_example_runs_as_written(mlflow_uri: str, tmp_path: Path) -> Non
     assert recorded["trainer"]["callbacks"][0]["init_args"]["system_metrics_interval"] == 5
     assert {"lr/Adam", "val/loss", "perf/epoch_time_s"} <= set(run.data.metrics)
     assert any(p.startswith("checkpoints/epoch=") for p in artifact_paths(mlflow_uri, run.info.run_id))
-    assert (tmp_path / ".tracelet" / "digits" / run.data.tags["tracelet.run_id"] / "config.yaml").is_file()
+    journals = tmp_path / ".tracelet-examples" / ".tracelet"
+    assert (journals / "digits" / run.data.tags["tracelet.run_id"] / "config.yaml").is_file()
 
     from tests.support.wandb_reader import read_run, run_file
 

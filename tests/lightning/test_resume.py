@@ -55,7 +55,7 @@ def test_resume_example_continues_the_same_run_in_a_new_process(mlflow_uri: str,
     env = dict(os.environ, PYTHONPATH=str(REPO))
     first = subprocess.run([*script, "--interrupt-after-epoch", "0"], env=env, capture_output=True, text=True)
     assert first.returncode == 1 and "interrupted after epoch 0" in first.stdout, first.stderr[-2000:]
-    run_id = checkpoint_run_id(tmp_path / "checkpoints" / "last.ckpt")
+    run_id = checkpoint_run_id(tmp_path / ".tracelet-examples" / "checkpoints" / "last.ckpt")
     assert run_id is not None
 
     second = subprocess.run(script, env=env, capture_output=True, text=True, timeout=240)

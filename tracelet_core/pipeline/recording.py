@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from tracelet_core.destinations import resolve_sdk_variables
 from tracelet_core.errors import JournalError, RunInUseError, TraceletError, TrackerConfigurationError
 from tracelet_core.locks import RUN_LOCK, ProcessLock, run_in_use, run_lock
 from tracelet_core.pipeline.contract import EventKind, SessionStart
@@ -168,9 +169,11 @@ def prelaunch_delivery(settings: TraceletSettings) -> None:
 
 
 def _backends_and_options(settings: TraceletSettings) -> tuple[list[str], dict[str, dict[str, object]]]:
-    """The session's backends (those configured whose SDK is installed) and their options, credentials included."""
+    """The session's backends (those configured whose SDK is installed) and their options, credentials included;
+    an option left unset is taken from the SDK's own variable (``MLFLOW_TRACKING_URI``), so the journal records
+    where the run goes whatever the environment of a later ``tracelet sync``."""
     backends = usable_backends(settings)
-    return backends, {name: settings.backend_options(name) for name in backends}
+    return backends, {name: resolve_sdk_variables(name, settings.backend_options(name)) for name in backends}
 
 
 def _journal_start(
