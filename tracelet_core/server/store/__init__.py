@@ -1,0 +1,1 @@
+"""The server's store: SQLAlchemy models, Alembic migrations, ingestion and queries."""
