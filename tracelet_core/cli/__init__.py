@@ -8,12 +8,21 @@ progress bars on stderr, so stdout stays clean for ``--json``.
 
 from __future__ import annotations
 
-from tracelet_core.cli import compare, doctor, manage, migrate, runs, show, sync
+from tracelet_core.cli import compare, doctor, manage, migrate, runs, server, show, sync
 from tracelet_core.cli._app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (compare, doctor, manage, migrate, runs, show, sync)  # imported for the commands they register on `app`
+_COMMANDS = (
+    compare,
+    doctor,
+    manage,
+    migrate,
+    runs,
+    server,
+    show,
+    sync,
+)  # imported for the commands they register on `app`
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from tracelet_core.errors import ConfigurationError
-from tracelet_core.trackers import aim, clearml, journal, mlflow, tensorboard, wandb
+from tracelet_core.trackers import aim, clearml, journal, mlflow, tensorboard, tracelet, wandb
 from tracelet_core.trackers.descriptor import Tracker, load_object
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ __all__ = [
 ENTRY_POINT_GROUPS = ("tracelet.trackers", "tracelet.backends")  # the second one from before trackers had readers
 _BUILTIN = {t.name: t for t in (mlflow.TRACKER, wandb.TRACKER, clearml.TRACKER, aim.TRACKER, journal.TRACKER)}
 _BUILTIN[tensorboard.TRACKER.name] = tensorboard.TRACKER
+_BUILTIN[tracelet.TRACKER.name] = tracelet.TRACKER  # Tracelet's own server (tracelet_core/server)
 _registered: dict[str, Tracker] = {}
 
 
