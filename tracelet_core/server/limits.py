@@ -57,7 +57,7 @@ class BodyLimit:
     async def _read(self, receive: Receive, *, gzip: bool) -> bytes:
         inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
         parts: list[bytes] = []
-        size = 0
+        size = received = 0
         more = True
         while more:
             message = await receive()
@@ -65,6 +65,7 @@ class BodyLimit:
                 raise _Refused(400, "The client went away before sending the whole body.")
             chunk: bytes = message.get("body", b"")
             more = bool(message.get("more_body"))
+            received += len(chunk)
             if inflate is not None:
                 try:
                     # max_length bounds what one chunk may inflate to: a bomb stops at the cap.
@@ -77,7 +78,7 @@ class BodyLimit:
             if size > self.max_bytes:
                 raise _Refused(413, f"The body is over the server's limit of {self.max_bytes:,} bytes (decompressed).")
             parts.append(chunk)
-        if inflate is not None and not inflate.eof and size:
+        if inflate is not None and received and not inflate.eof:
             raise _Refused(400, "The gzip body is truncated.")
         return b"".join(parts)
 
