@@ -21,7 +21,7 @@ def _open(api: TestClient, run_id: str, **changes: Any) -> None:
     assert response.status_code in (200, 201), response.text
 
 
-def _points(key: str, values: list[float], first_step: int = 0) -> list[dict[str, Any]]:
+def _points(key: str, values: list[float] | list[str], first_step: int = 0) -> list[dict[str, Any]]:
     return [
         {"key": key, "step": first_step + i, "ts": 1_700_000_000.0 + first_step + i, "value": v}
         for i, v in enumerate(values)
@@ -31,8 +31,10 @@ def _points(key: str, values: list[float], first_step: int = 0) -> list[dict[str
 def test_a_batch_reads_back_point_by_point_and_a_retry_writes_nothing(api: TestClient) -> None:
     _open(api, "r1")
     values = [1.0 / (i + 1) for i in range(50)]
-    batch = {"seq": 7, "metrics": _points("train/loss", values) + [_points("odd", ["NaN", "-Infinity"])[0]]}
-    batch["metrics"].append({"key": "odd", "step": 1, "ts": 1_700_000_001.0, "value": "-Infinity"})
+    batch: dict[str, Any] = {
+        "seq": 7,
+        "metrics": [*_points("train/loss", values), *_points("odd", ["NaN", "-Infinity"])],
+    }
     batch["params"], batch["tags"] = {"optimizer/lr": "0.01"}, {"git.commit": "abc123"}
     first = api.post("/api/v1/runs/r1/batches", json=batch)
     again = api.post("/api/v1/runs/r1/batches", json=batch)
@@ -104,7 +106,9 @@ def test_search_filters_sorts_and_pages(api: TestClient) -> None:
 def test_edits_soft_delete_and_restore(api: TestClient) -> None:
     _open(api, "r1")
     api.post("/api/v1/runs/r1/batches", json={"params": {"lr": "0.1", "seed": "1"}})
-    edited = api.patch("/api/v1/runs/r1", json={"name": "renamed", "params": {"lr": "0.2", "seed": None}, "tags": {"x": "y"}})
+    edited = api.patch(
+        "/api/v1/runs/r1", json={"name": "renamed", "params": {"lr": "0.2", "seed": None}, "tags": {"x": "y"}}
+    )
     assert edited.json()["params"] == {"lr": "0.2"} and edited.json()["tags"]["x"] == "y"
     assert edited.json()["name"] == "renamed"
     assert api.delete("/api/v1/runs/r1").json()["deleted"] is True

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, Result, delete, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from tracelet_core.server.schemas import BatchIn, EditIn, RunIn, StatusIn
@@ -110,7 +110,7 @@ def upsert_run(session: Session, run_id: str, body: RunIn) -> tuple[Run, bool]:
         environment={},
         deliveries={},
     )
-    created = _rowcount(session.execute(statement.on_conflict_do_nothing(index_elements=["id"]))) == 1
+    created = _inserted(session, statement.on_conflict_do_nothing(index_elements=["id"]).returning(Run.id))
     run = session.get(Run, run_id, with_for_update=not created and _locks_rows(session))
     assert run is not None
     if not created:
@@ -123,10 +123,10 @@ def upsert_run(session: Session, run_id: str, body: RunIn) -> tuple[Run, bool]:
     return run, created
 
 
-def _rowcount(result: Result[Any]) -> int:
-    """Rows an INSERT wrote (0: ON CONFLICT DO NOTHING met an existing row)."""
-    assert isinstance(result, CursorResult)
-    return int(result.rowcount)
+def _inserted(session: Session, statement: Any) -> bool:
+    """Whether an ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` wrote its row (``rowcount`` is not reliable
+    across drivers for it: psycopg's reads -1 here)."""
+    return session.execute(statement).first() is not None
 
 
 def _locks_rows(session: Session) -> bool:
@@ -156,7 +156,7 @@ def ingest_batch(session: Session, run_id: str, body: BatchIn) -> IngestResult:
     run = _live_run(session, run_id)
     key = {"run_id": run_id, "seq": body.seq, "digest": batch_digest(body)}
     fresh = _dialect_insert(session, IngestedBatch).values(**key, points=len(body.metrics), received=time.time())
-    if _rowcount(session.execute(fresh.on_conflict_do_nothing())) != 1:
+    if not _inserted(session, fresh.on_conflict_do_nothing().returning(IngestedBatch.seq)):
         return IngestResult(0, True)
     if body.metrics:
         rows = [
