@@ -16,7 +16,7 @@ def run_migrations() -> None:
         context.run_migrations()
 
 
-# Alembic executes this file under a name of its own; imported as a module (pytest's doctest
-# collection, mypy), it only defines the function.
-if __name__ != "tracelet_core.server.store.migrations.env":
+# Alembic runs this file with its context set up; imported any other way (pytest's doctest collection),
+# there is no context and the file only defines the function.
+if getattr(context, "config", None) is not None:
     run_migrations()
