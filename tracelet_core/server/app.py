@@ -17,10 +17,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from tracelet_core.server.api import docs, experiments, metrics, runs
+from tracelet_core.server.api import docs, experiments, metrics, runs, stream
 from tracelet_core.server.auth.token import require_token
 from tracelet_core.server.errors import install_error_handlers
 from tracelet_core.server.limits import DEFAULT_MAX_BODY, BodyLimit
+from tracelet_core.server.live import LiveFeed
 from tracelet_core.server.store.database import open_store
 
 __all__ = ["DEFAULT_STORE", "create_app"]
@@ -42,9 +43,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = open_store(store_url)
+        app.state.live = LiveFeed(app.state.store)
+        await app.state.live.start()
         try:
             yield
         finally:
+            await app.state.live.stop()
             app.state.store.close()
 
     app = FastAPI(
@@ -61,6 +65,7 @@ def create_app(
     for module in (runs, metrics, experiments):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(stream.router, prefix="/api/v1")  # a WebSocket: it checks the token itself
     app.add_api_route("/api/v1/health", _health, methods=["GET"], tags=["health"], summary="Health")
     docs.install_docs(app)
     app.add_middleware(BodyLimit, max_bytes=max_body)
