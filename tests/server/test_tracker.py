@@ -108,3 +108,30 @@ def test_a_server_restart_mid_run_loses_and_duplicates_nothing(
             assert client.get_run(run.id)["status"] == "FINISHED"
     finally:
         server.stop()
+
+
+def test_a_websocket_subscriber_sees_the_points_of_a_running_run_arrive(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from websockets.sync.client import connect
+
+    server = ServerProcess(sqlite_url, tmp_path).start()
+    monkeypatch.setenv("TRACELET_TRACELET__URL", server.url)
+    try:
+        run = tracelet_core.start_logging("live", backends=["tracelet"])
+        with connect(f"ws://127.0.0.1:{server.port}/api/v1/stream", open_timeout=10) as socket:
+            socket.send(json.dumps({"runs": [run.id], "keys": ["train/loss"], "after": 0}))
+            seen: list[int] = []
+            for step in range(20):
+                run.log_metric("train/loss", 1.0 / (step + 1), step=step)
+            run.flush()
+            while len(seen) < 20:
+                message = json.loads(socket.recv(timeout=30))
+                seen += [point[3] for point in message["points"]]
+            assert seen == list(range(20))
+            assert run.status == "RUNNING"  # the points arrived while the run was still going
+        run.finish("FINISHED", timeout=60)
+    finally:
+        server.stop()
