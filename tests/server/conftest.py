@@ -41,8 +41,8 @@ def api(sqlite_url: str) -> Iterator[TestClient]:
 class ServerProcess:
     """``tracelet server`` as a subprocess on a free 127.0.0.1 port, in its own process group."""
 
-    def __init__(self, store: str, workdir: Path, token: str | None = None) -> None:
-        self.store, self.workdir, self.token = store, workdir, token
+    def __init__(self, store: str, workdir: Path, token: str | None = None, follow: Path | None = None) -> None:
+        self.store, self.workdir, self.token, self.follow = store, workdir, token, follow
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
@@ -52,6 +52,8 @@ class ServerProcess:
         command = [sys.executable, "-c", SERVER_COMMAND, "server", "--store", self.store, "--port", str(self.port)]
         if self.token:
             command += ["--token", self.token]
+        if self.follow:
+            command += ["--follow", str(self.follow)]
         log = (self.workdir / f"server-{self.port}.log").open("w")
         self.process = subprocess.Popen(
             command, env=env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True

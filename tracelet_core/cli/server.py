@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,6 +31,10 @@ def server(
     max_body: Annotated[int, typer.Option(help="Largest request body in bytes, counted after decompression.")] = (
         64 * 1024 * 1024
     ),
+    follow: Annotated[
+        Path | None,
+        typer.Option(help="Also ingest the runs in this journal directory (e.g. .tracelet) as they are written."),
+    ] = None,
 ) -> None:
     """Serve the REST API (/api/v1, docs at /docs) over runs stored in SQLite (default) or PostgreSQL.
 
@@ -39,4 +44,4 @@ def server(
     from tracelet_core.server.serve import serve
 
     with user_errors():
-        serve(store, host=host, port=port, token=token, max_body=max_body)
+        serve(store, host=host, port=port, token=token, max_body=max_body, follow=follow)

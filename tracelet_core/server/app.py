@@ -11,8 +11,10 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -20,6 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from tracelet_core.server.api import docs, experiments, metrics, runs, stream
 from tracelet_core.server.auth.token import require_token
 from tracelet_core.server.errors import install_error_handlers
+from tracelet_core.server.follow import JournalFollower
 from tracelet_core.server.limits import DEFAULT_MAX_BODY, BodyLimit
 from tracelet_core.server.live import LiveFeed
 from tracelet_core.server.store.database import open_store
@@ -30,7 +33,11 @@ DEFAULT_STORE = "sqlite:///tracelet-server.db"
 
 
 def create_app(
-    store_url: str = DEFAULT_STORE, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY
+    store_url: str = DEFAULT_STORE,
+    *,
+    token: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    follow: Path | None = None,
 ) -> FastAPI:
     """The server for the store at ``store_url``, migrated when the app starts.
 
@@ -38,6 +45,7 @@ def create_app(
         store_url: ``sqlite:///PATH`` or ``postgresql+psycopg://USER:PASSWORD@HOST/DB``.
         token: when set, every ``/api/v1`` call needs ``Authorization: Bearer <token>``.
         max_body: the most bytes a request body may have, counted after decompression.
+        follow: a journal directory whose runs are ingested as they are written (see :mod:`.follow`).
     """
 
     @asynccontextmanager
@@ -45,9 +53,15 @@ def create_app(
         app.state.store = open_store(store_url)
         app.state.live = LiveFeed(app.state.store)
         await app.state.live.start()
+        follower = JournalFollower(app.state.store, follow) if follow is not None else None
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
+                await asyncio.to_thread(follower.join, 10)
             await app.state.live.stop()
             app.state.store.close()
 

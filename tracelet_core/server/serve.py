@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tracelet_core.collectors.git import strip_credentials
 from tracelet_core.server.app import create_app
 from tracelet_core.server.limits import DEFAULT_MAX_BODY
@@ -17,6 +19,7 @@ def serve(
     token: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     log_level: str = "warning",
+    follow: Path | None = None,
 ) -> None:
     """Serve until interrupted (SIGINT/SIGTERM stop it gracefully: requests in flight are answered).
 
@@ -25,6 +28,6 @@ def serve(
     """
     import uvicorn
 
-    app = create_app(store, token=token, max_body=max_body)
+    app = create_app(store, token=token, max_body=max_body, follow=follow)
     print(f"Tracelet server at http://{host}:{port}  (store: {strip_credentials(store)})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, server_header=False)

@@ -5,8 +5,8 @@ The schema is created and upgraded by the Alembic migrations next to this module
 
 * ``experiments``: one row per experiment name.
 * ``runs``: Tracelet's run id is the primary key (runs arrive from many machines, each naming its own);
-  status, times, host, git and environment facts, the delivery state of the run's other trackers, and
-  ``deleted_at`` for soft delete.
+  status, times, host, git and environment facts, the delivery state of the run's other trackers,
+  ``deleted_at`` for soft delete, and ``journal_seq``, how far ``--follow`` has read the run's journal.
 * ``params`` / ``tags``: one row per key.
 * ``metric_points``: every point (run, key, step, timestamp, value), bulk-inserted; NaN is stored as NULL
   (SQLite turns NaN into NULL anyway), ±inf as such. ``ix_points_history`` serves a key's history.
@@ -58,6 +58,7 @@ class Run(Base):
     environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     deliveries: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     deleted_at: Mapped[float | None] = mapped_column(Float)
+    journal_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # read by --follow
 
 
 class Param(Base):
