@@ -15,6 +15,7 @@ from tests.server.conftest import ServerProcess
 from tracelet_core.client import TraceletClient
 from tracelet_core.pipeline.files import JOURNAL_FILENAME
 from tracelet_core.trackers.store import open_reader
+from tracelet_core.trackers.tracelet.doctor import check
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -83,8 +84,13 @@ def test_a_run_sent_to_tracelet_and_mlflow_reads_back_point_by_point(
         assert record.status == "FINISHED" and record.params["seed"] == "7"
         journal = next(Path(".tracelet").glob(f"*/{run.id}/{JOURNAL_FILENAME}")).read_bytes()
         assert b"t0ken" not in journal  # the token reaches delivery through the environment only
+        assert check({"url": server.url, "token": "t0ken"}).level == "ok"
+        refused = check({"url": server.url, "token": "wrong"})
+        assert refused.level == "error" and "TRACELET_TRACELET__TOKEN" in (refused.fix or "")
     finally:
         server.stop()
+    down = check({"url": server.url, "token": "t0ken"})
+    assert down.level == "error" and "does not answer" in down.summary
 
 
 def test_a_server_restart_mid_run_loses_and_duplicates_nothing(
