@@ -4,6 +4,8 @@ each once, and a reconnecting subscriber gets exactly what it missed.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,3 +63,30 @@ def test_a_bad_subscription_or_a_missing_token_is_refused(api: TestClient, sqlit
         assert refused.value.code == 1008
         with guarded.websocket_connect("/api/v1/stream?token=tok") as socket:
             socket.send_json({"after": 0})
+
+
+def test_two_replicas_on_one_postgresql_share_live_points(postgres_url: str, tmp_path: Path) -> None:
+    import json
+
+    from websockets.sync.client import connect
+
+    from tests.server.conftest import ServerProcess
+    from tracelet_core.client import TraceletClient
+
+    replicas = [ServerProcess(postgres_url, tmp_path) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(2) as pool:  # both migrate the same fresh database at once: they take turns
+            list(pool.map(ServerProcess.start, replicas))
+        a, b = replicas
+        with TraceletClient(a.url) as client:
+            client.open_run("shared", {"experiment": "e", "start_time": 1.0})
+            with connect(f"ws://127.0.0.1:{b.port}/api/v1/stream", open_timeout=10) as socket:
+                socket.send(json.dumps({"runs": ["shared"], "after": 0}))
+                client.send_batch("shared", [("loss", s, 1.0 + s, s * 0.5) for s in range(50)])
+                seen: list[int] = []
+                while len(seen) < 50:
+                    seen += [point[3] for point in json.loads(socket.recv(timeout=30))["points"]]
+        assert seen == list(range(50))
+    finally:
+        for replica in replicas:
+            replica.stop()
