@@ -14,7 +14,8 @@ Example:
     >>> data = xgb.DMatrix(np.arange(40.0).reshape(20, 2), label=np.arange(20.0))
     >>> callback = TraceletXGBoostCallback(backends=[], journal_dir=tempfile.mkdtemp(),
     ...                                    system_metrics=False, git=False, environment=False)
-    >>> booster = xgb.train({"max_depth": 2}, data, 3, evals=[(data, "train")], callbacks=[callback])
+    >>> booster = xgb.train({"max_depth": 2}, data, 3, evals=[(data, "train")], callbacks=[callback],
+    ...                     verbose_eval=False)
     >>> callback.run.status
     'FINISHED'
 """
