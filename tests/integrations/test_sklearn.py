@@ -93,3 +93,22 @@ def test_a_plain_estimator_records_params_scores_and_a_failed_end(mlflow_uri: st
     recorded = mlflow_run(mlflow_uri, model.run)
     assert recorded.info.status == "FAILED"
     assert recorded.data.params["sklearn/C"] == "2.0" and "fit_time_s" in recorded.data.metrics
+
+
+def test_a_searchs_candidates_share_the_searchs_wandb_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.model_selection import RandomizedSearchCV
+
+    from tests.support.wandb_env import offline_wandb
+    from tests.support.wandb_reader import read_run, run_file
+
+    X, y = load_iris(return_X_y=True)
+    search = RandomizedSearchCV(LogisticRegression(max_iter=500), GRID, n_iter=2, cv=2, random_state=0)
+    with offline_wandb(tmp_path, monkeypatch) as wandb_dir:
+        with track(search, experiment="iris-wandb", backends=["wandb"], delivery="thread", **COMMON) as model:
+            model.fit(X, y)
+        runs = [read_run(run_file(path)) for path in (wandb_dir / "wandb").glob("offline-run-*")]
+    assert len(runs) == 3 and model.run is not None
+    groups = {run.run.run_group for run in runs}
+    assert groups == {f"search-{model.run.id[:8]}"}
+    children = [run for run in runs if f"tracelet.parent_run_id:{model.run.id}" in run.tags]
+    assert len(children) == 2
