@@ -137,3 +137,23 @@ def test_resuming_from_a_checkpoint_continues_the_same_run(mlflow_uri: str, tmp_
     (only,) = mlflow_runs(mlflow_uri, "hf-resume")
     assert only.info.status == "FINISHED"
     assert [s for s, _ in history(mlflow_uri, only.info.run_id, "train/loss")] == [2, 4, 6, 8]
+
+
+def test_log_checkpoints_best_uploads_each_new_best_checkpoint_only(mlflow_uri: str, tmp_path: Path) -> None:
+    callback = TraceletTrainerCallback(
+        experiment="hf-best", backends=["mlflow"], delivery="thread", log_checkpoints="best", **COMMON
+    )
+    trainer = _trainer(tmp_path / "out", 12, callback)
+    trainer.args.metric_for_best_model, trainer.args.greater_is_better = "eval_loss", False
+    trainer.train()
+    best_so_far, expected = float("inf"), set()
+    for step, loss in _logged(trainer, "eval_loss"):
+        if loss < best_so_far:
+            best_so_far, expected = loss, expected | {step}
+    recorded = mlflow_run(mlflow_uri, callback.run)
+    files = artifact_paths(mlflow_uri, recorded.info.run_id)
+    uploaded = {int(path.split("/")[1].split("-")[1]) for path in files if path.endswith("/model.safetensors")}
+    assert uploaded == {max(expected)}  # earlier bests are replaced: MLflow deletes their files
+    assert recorded.data.tags["tracelet.checkpoint.best"] == os.path.join(
+        "checkpoints", os.path.basename(trainer.state.best_model_checkpoint)
+    )
