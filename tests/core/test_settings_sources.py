@@ -124,7 +124,7 @@ def test_a_dotenv_value_is_named_with_the_file(isolated: Path) -> None:
     (isolated / ".env").write_text("TRACELET_BACKENDS=mlfow\n")
     assert _error() == (
         f"Invalid Tracelet configuration: TRACELET_BACKENDS='mlfow' (from .env at {Path.cwd() / '.env'}): "
-        "unknown backend 'mlfow'; allowed: aim, clearml, mlflow, wandb"
+        "unknown backend 'mlfow'; allowed: aim, clearml, mlflow, tracelet, wandb"
     )
 
 

@@ -113,7 +113,9 @@ def test_logger_identity_and_pickling(isolated: Path) -> None:
 
 def test_bad_configuration_fails_before_training(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACELET_BACKENDS", "mlflow,nosuch")
-    with pytest.raises(ConfigurationError, match=r"TRACELET_BACKENDS.*nosuch.*allowed: aim, clearml, mlflow, wandb"):
+    with pytest.raises(
+        ConfigurationError, match=r"TRACELET_BACKENDS.*nosuch.*allowed: aim, clearml, mlflow, tracelet, wandb"
+    ):
         TraceletLogger()
 
 

@@ -42,7 +42,19 @@ __all__ = [
     "user_errors",
 ]
 
-COMMAND_ORDER = ("doctor", "runs", "show", "open", "sync", "migrate", "compare", "import-tensorboard", "rm", "prune")
+COMMAND_ORDER = (
+    "doctor",
+    "runs",
+    "show",
+    "open",
+    "sync",
+    "migrate",
+    "compare",
+    "import-tensorboard",
+    "rm",
+    "prune",
+    "server",
+)
 
 
 class _Argument(TyperArgument):

@@ -5,8 +5,8 @@ settings section, ``doctor`` check and SDK facts. Where they come from, later wi
 
 * third-party packages, through the entry-point group ``tracelet.trackers`` (a ``Tracker`` object) or
   the older ``tracelet.backends`` (a Backend class: a tracker that only receives runs);
-* the built-in ones: ``mlflow``, ``wandb``, ``clearml``, ``aim``, and the stores Tracelet only reads,
-  ``journal`` and ``tensorboard``;
+* the built-in ones: ``mlflow``, ``wandb``, ``clearml``, ``aim``, ``tracelet`` (Tracelet's own server),
+  and the stores Tracelet only reads, ``journal`` and ``tensorboard``;
 * :func:`register_tracker` / :func:`register_backend` in this process.
 
 A backend may also be named by its import path (``package.module:Class``). The delivery process runs
