@@ -101,7 +101,7 @@ def test_show_and_sync_know_files_released_after_upload(
     native = run.backend_run_ids["mlflow"]
     artifacts = Path(urlparse(MlflowClient(mlflow_uri).get_run(native).info.artifact_uri).path)
     (artifacts / "docs" / "gone.txt").unlink()
-    result = cli("sync", run.id, "--to", "wandb", code=1)
+    result = cli("sync", run.id, "--to", "wandb", "--wait", code=1)  # its delivery process may still be ending
     assert "1 file(s) not copied" in result.stdout and "docs/gone.txt" in result.stdout
     assert "is gone" not in result.stderr  # said once in the outcome, not warned per file
 

@@ -165,9 +165,10 @@ def test_a_refused_event_is_set_aside_and_holds_back_nothing() -> None:
 
 def test_a_misconfigured_tracker_is_reported_while_training_runs_and_never_retried() -> None:
     MisconfiguredBackend.opens = 0
-    run = tracelet_core.start_logging("faults", backends=[MISCONFIGURED, MEMORY], delivery="thread")
-    run.log_metric("loss", 1.0, step=0)
+    # The warning may come as soon as the run starts (its trackers open at once): watch from the start.
     with pytest.warns(TraceletWarning, match="cannot be used as configured .*no API key"):
+        run = tracelet_core.start_logging("faults", backends=[MISCONFIGURED, MEMORY], delivery="thread")
+        run.log_metric("loss", 1.0, step=0)
         wait_until(
             lambda: {b.name: b.state for b in run.report().backends}.get(MISCONFIGURED) == "misconfigured",
             what="the configuration error",
