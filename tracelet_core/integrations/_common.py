@@ -6,12 +6,13 @@ import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from tracelet_core.api import get_active_run, start_logging
 from tracelet_core.run import Run
 
-__all__ = ["RunSource", "importance_files", "require", "scratch_dir"]
+__all__ = ["EndsRun", "RunSource", "importance_files", "require", "scratch_dir"]
 
 
 class RunSource:
@@ -115,3 +116,29 @@ def require(module: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(f'This integration needs {module}: pip install "tracelet-lightning[{extra}]"') from exc
+
+
+class EndsRun:
+    """What the integrations' callbacks share: used as ``with callback:``, the block's end ends the run
+    (FAILED when the block raised), and the run is ended once whoever ends it first."""
+
+    _source: RunSource
+    _ended = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._end("FAILED" if exc_type is not None else "FINISHED")
+
+    def _end(self, status: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._before_end(status)
+        self._source.finish(status)
+
+    def _before_end(self, status: str) -> None:
+        """What a callback records last (a model, importances) before the run ends with ``status``."""

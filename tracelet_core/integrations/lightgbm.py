@@ -27,10 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
-from tracelet_core.integrations._common import RunSource, importance_files, require, scratch_dir
+from tracelet_core.integrations._common import EndsRun, RunSource, importance_files, require, scratch_dir
 
 require("lightgbm", "lightgbm")
 
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["TraceletLightGBMCallback", "iteration_metrics"]
 
 
-class TraceletLightGBMCallback:
+class TraceletLightGBMCallback(EndsRun):
     """Records a LightGBM training: eval metrics per iteration, params, best iteration, importances, model.
 
     Args:
@@ -78,23 +77,14 @@ class TraceletLightGBMCallback:
         if not self._in_context and env.iteration == env.end_iteration - 1:
             self._end("FINISHED")
 
-    def __enter__(self) -> TraceletLightGBMCallback:
+    def __enter__(self) -> Self:
         self._in_context = True
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._end("FAILED" if exc_type is not None else "FINISHED")
-
-    def _end(self, status: str) -> None:
-        if self._ended:
-            return
-        self._ended = True
+    def _before_end(self, status: str) -> None:
         run, model = self._source.run, self._model
         if status == "FINISHED" and run is not None and run.active and hasattr(model, "feature_importance"):
             _log_outcome(run, model, self._log_importance, self._log_model)
-        self._source.finish(status)
 
 
 def iteration_metrics(results: Sequence[Sequence[Any]]) -> dict[str, float]:

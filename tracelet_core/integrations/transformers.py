@@ -20,11 +20,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tracelet_core.api import start_logging
-from tracelet_core.integrations._common import RunSource, require
+from tracelet_core.integrations._common import EndsRun, RunSource, require
 from tracelet_core.integrations.transformers_checkpoints import CheckpointUploads, read_run_file, write_run_file
 from tracelet_core.settings import load_settings
 
@@ -40,7 +39,7 @@ __all__ = ["TraceletTrainerCallback", "metric_name"]
 _PREFIXES = ("eval", "test")
 
 
-class TraceletTrainerCallback(TrainerCallback):
+class TraceletTrainerCallback(EndsRun, TrainerCallback):
     """Records a Hugging Face ``Trainer`` run into Tracelet.
 
     Args:
@@ -106,19 +105,6 @@ class TraceletTrainerCallback(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
             self._end("FINISHED")
-
-    def __enter__(self) -> TraceletTrainerCallback:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._end("FAILED" if exc_type is not None else "FINISHED")
-
-    def _end(self, status: str) -> None:
-        if not self._ended:
-            self._ended = True
-            self._source.finish(status)
 
     def _resumed_run(self, args: Any, state: Any) -> Run | None:
         """The run a checkpoint being resumed from names, continued; None for a fresh training."""

@@ -25,10 +25,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tracelet_core.integrations._common import RunSource, importance_files, require, scratch_dir
+from tracelet_core.integrations._common import EndsRun, RunSource, importance_files, require, scratch_dir
 from tracelet_core.normalize import flatten_params
 
 require("xgboost", "xgboost")
@@ -43,7 +42,7 @@ __all__ = ["TraceletXGBoostCallback", "booster_params", "iteration_metrics"]
 IMPORTANCE_TYPES = ("weight", "gain", "cover")
 
 
-class TraceletXGBoostCallback(TrainingCallback):
+class TraceletXGBoostCallback(EndsRun, TrainingCallback):
     """Records an XGBoost training: eval metrics per iteration, params, best iteration, importances, model.
 
     Args:
@@ -109,19 +108,6 @@ class TraceletXGBoostCallback(TrainingCallback):
                 run.log_artifact(path, "model/model.ubj")
         self._end("FINISHED")
         return model
-
-    def __enter__(self) -> TraceletXGBoostCallback:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._end("FAILED" if exc_type is not None else "FINISHED")
-
-    def _end(self, status: str) -> None:
-        if not self._ended:
-            self._ended = True
-            self._source.finish(status)
 
 
 def iteration_metrics(evals_log: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
